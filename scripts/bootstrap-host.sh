@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install what this repository's commands need on a fresh Debian 12 machine
+# that has only python3, git and root: the venv module, debootstrap, a Docker
+# engine. Idempotent: a machine that has everything is left alone.
+set -euo pipefail
+need=()
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+command -v make >/dev/null 2>&1 || need+=(make)
+if [ ${#need[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || { echo "bootstrap-host: please install: ${need[*]}" >&2; exit 1; }
+  echo "bootstrap-host: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
