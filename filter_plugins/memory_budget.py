@@ -67,7 +67,7 @@ notes:
     cache PostgreSQL relies on (effective_cache_size) plus work_mem. Redis memory is resident and
     never available as page cache, so it is taken out first.
   - Errors when PostgreSQL's share is below 512 MB (PGTune's minimum) or a Redis instance would get
-    less than 64 MB.
+    less than 128 MB (the smallest share redis_memory_plan can plan with its defaults).
 """
 
 EXAMPLES = r"""
@@ -113,7 +113,7 @@ _value:
 
 FILTER = "memory_budget"
 PG_MIN_MB = 512  # PGTune's minimum input
-REDIS_MIN_MB = 64  # smallest instance share redis_memory_plan can plan
+REDIS_MIN_MB = 128  # smallest share redis_memory_plan plans with its defaults
 
 
 def _fail(argument: str, allowed: str, value: Any) -> AnsibleFilterError:

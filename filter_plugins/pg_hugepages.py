@@ -15,7 +15,7 @@ The estimate is a linear upper bound fitted to measurements of PostgreSQL 15.18
 16MB-128GB, max_connections 20-10000, workers, wal senders, prepared
 transactions, max_locks_per_transaction and wal_buffers.  With extra_mb=0 it
 never came out below the server's own figure, and was at most 4.1 % above it
-for shared_buffers of 1GB or more, at most 1.7 % from 4GB (see docs/tuning.md
+for shared_buffers of 1GB or more, at most 2.2 % from 4GB (see docs/tuning.md
 and the recorded rows in tests/unit/test_pg_hugepages.py).
 
 Self-contained on purpose (Ansible loads each file of filter_plugins/ as a plugin).
@@ -38,13 +38,13 @@ description:
   - Returns the number of huge pages that PostgreSQL 15's main shared memory segment needs - the
     value for the C(vm.nr_hugepages) sysctl on a host that runs one PostgreSQL cluster.
   - The segment is shared_buffers plus PostgreSQL's other shared memory (buffer descriptors and
-    mapping table, WAL buffers, per-backend slots, the lock tables). The estimate is
-    C(ceil((shared_buffers * 1.03 + wal_buffers + slots * (26 + 0.42 * max_locks_per_transaction) +
-    4096 + extra_mb * 1024) / page_kb)) in kB, where C(slots = max_connections + autovacuum_max_workers
-    + 1 + max_worker_processes + max_wal_senders + max_prepared_transactions).
+    mapping table, WAL buffers, per-backend slots, the lock tables). In kB, the estimate is
+    shared_buffers * 1.03 + wal_buffers + slots * (26 + 0.42 * max_locks_per_transaction) + 4096 +
+    extra_mb * 1024, divided by O(page_kb) and rounded up, where slots is max_connections +
+    autovacuum_max_workers + 1 + max_worker_processes + max_wal_senders + max_prepared_transactions.
   - Fitted as an upper bound to PostgreSQL 15.18's own C(shared_memory_size_in_huge_pages) over
-    300 configurations; never below it, and within 1 % + 11 pages above it from 1GB of
-    shared_buffers up.
+    300 configurations - never below it, at most 4.1 % above it from 1GB of shared_buffers up and
+    at most 2.2 % from 4GB (before O(extra_mb)).
   - The exact figure, once PostgreSQL is installed and configured, is
     C(postgres -D DATADIR -C shared_memory_size_in_huge_pages) (PostgreSQL 15 and later, server
     stopped). Use it to check the estimate.
@@ -52,8 +52,9 @@ positional: _input
 options:
   _input:
     description:
-      - shared_buffers, as PostgreSQL writes it (C(4GB), C(512MB), C(1310kB), C(8kB) units
-        kB/MB/GB/TB) or a whole number of MB.
+      - shared_buffers with a unit, as PostgreSQL writes it (C(4GB), C(512MB), C(1310kB); units
+        kB, MB, GB, TB), or a whole number of MB (int or text). Unlike in C(postgresql.conf), a
+        number without a unit means MB, not 8kB blocks.
     type: raw
     required: true
   max_connections:
@@ -153,7 +154,7 @@ def _count(value: Any, argument: str, minimum: int) -> int:
 
 
 def _size_kb(value: Any, argument: str) -> int:
-    """'4GB', '512MB', '1310kB' (PostgreSQL units, kB default for the text form) or int MB."""
+    """'4GB', '512MB', '1310kB' (PostgreSQL units) or a whole number of MB (int or text)."""
     allowed = "a size such as '4GB', '512MB', '1310kB' or a whole number of MB, greater than 0"
     if isinstance(value, bool):
         raise _fail(argument, allowed, value)
