@@ -71,7 +71,8 @@ options:
     description:
       - Client connections. C(null) gives PGTune's default for the workload (web 200, oltp 300,
         dw 40, desktop 20, mixed 100).
-      - 20 to 262143 (PGTune's minimum; PostgreSQL's maximum).
+      - At least 20 (PGTune's minimum). At most what PostgreSQL starts with - 262143 backends in
+        all, less the autovacuum, worker and WAL sender slots (262121 below 4 CPUs).
     type: int
   pg_version:
     description: PostgreSQL major version (PGTune's "DB version"). The collection installs 15.
@@ -142,7 +143,9 @@ DB_SIZES = ("less_ram", "mid_ram", "greater_ram")
 
 MIN_MEMORY_MB = 512  # PGTune's form rejects less than 512 MB
 MIN_CONNECTIONS = 20  # PGTune's form rejects fewer
-MAX_CONNECTIONS = 262143  # PostgreSQL rejects more (MAX_BACKENDS)
+MAX_BACKENDS = 262143  # PostgreSQL: max_connections + autovacuum + 1 + workers + WAL senders
+PG_DEFAULT_AUTOVACUUM_MAX_WORKERS = 3
+PG_DEFAULT_MAX_WAL_SENDERS = 10
 
 KB_PER_MB = 1024
 KB_PER_GB = 1024 * 1024
@@ -236,7 +239,7 @@ def pg_tune(
     if max_connections is None:
         connections = DEFAULT_MAX_CONNECTIONS[workload]
     else:
-        connections = _bounded(max_connections, "max_connections", MIN_CONNECTIONS, MAX_CONNECTIONS)
+        connections = _bounded(max_connections, "max_connections", MIN_CONNECTIONS, MAX_BACKENDS)
 
     total_kb = memory * KB_PER_MB
 
@@ -316,6 +319,21 @@ def pg_tune(
         autovacuum_max_workers = 5
     elif cpu_count is not None and cpu_count >= 16:
         autovacuum_max_workers = 4
+
+    # PostgreSQL refuses to start when all backends together exceed MAX_BACKENDS; PGTune does not check
+    other_backends = (
+        (autovacuum_max_workers or PG_DEFAULT_AUTOVACUUM_MAX_WORKERS)
+        + 1
+        + workers_for_work_mem
+        + (0 if workload == "desktop" else PG_DEFAULT_MAX_WAL_SENDERS)
+    )
+    if connections > MAX_BACKENDS - other_backends:
+        raise _fail(
+            "max_connections",
+            f"a whole number from {MIN_CONNECTIONS} to {MAX_BACKENDS - other_backends} (PostgreSQL's "
+            f"{MAX_BACKENDS} backends less {other_backends} autovacuum, worker and WAL sender slots)",
+            max_connections,
+        )
 
     # autovacuum_work_mem: cap each autovacuum worker at 2GB once maintenance_work_mem reaches it
     autovacuum_work_mem = 2 * KB_PER_GB if maintenance_work_mem >= 2 * KB_PER_GB else None

@@ -104,7 +104,8 @@ EDGE_CASES = [
     # many connections: work_mem never below 4MB (PGTune's own test case)
     pytest.param(4 * GB, 4, {"max_connections": 9999}, {"max_connections": 9999, "work_mem": "4MB"}, [],
                  id="many-connections-4MB-floor"),
-    pytest.param(128 * GB, 16, {"max_connections": 262143}, {"work_mem": "4MB"}, [], id="max-connections-limit"),
+    # PostgreSQL's limit: 262143 backends less autovacuum (4), launcher (1), workers (16), WAL senders (10)
+    pytest.param(128 * GB, 16, {"max_connections": 262112}, {"work_mem": "4MB"}, [], id="max-connections-limit"),
     pytest.param(16 * GB, 4, {"max_connections": 20}, {"work_mem": "174762kB"}, [], id="fewest-connections"),
     # workload shapes
     pytest.param(16 * GB, 4, {"workload": "dw"}, {"max_connections": 40, "default_statistics_target": 500,
@@ -302,6 +303,10 @@ ERRORS = [
                  id="connections-below-pgtune-minimum"),
     pytest.param(dict(memory_mb=16384, cpus=4, max_connections=262144), "max_connections", "20 to 262143",
                  id="connections-above-postgresql-maximum"),
+    pytest.param(dict(memory_mb=128 * GB, cpus=16, max_connections=262113), "max_connections", "20 to 262112",
+                 id="connections-above-postgresql-backends"),
+    pytest.param(dict(memory_mb=16384, cpus=2, max_connections=262122), "max_connections", "20 to 262121",
+                 id="connections-above-postgresql-backends-defaults"),
     pytest.param(dict(memory_mb=16384, cpus=4, max_connections=100.5), "max_connections", "whole number",
                  id="connections-fraction"),
     pytest.param(dict(memory_mb=16384, cpus=4, pg_version=9), "pg_version", "10, 11", id="version-too-old"),
