@@ -115,14 +115,18 @@ EXAMPLES = r"""
   # config: maxmemory 3085mb, maxmemory-clients 409mb,
   #         client-output-buffer-limit 'replica 256mb 64mb 60', repl-backlog-size 128mb
 
-- name: Write the planned settings into an instance's configuration
+- name: Write the planned memory settings into a drop-in of each instance
   vars:
     __redis_plan: "{{ redis_memory_mb | onprem.datastores.redis_memory_plan(redis_instances | length,
                                                                    persistence='aof') }}"
-  ansible.builtin.template:
-    src: redis.conf.j2  # {% for k, v in __redis_plan.config.items() %}{{ k }} {{ v }}{% endfor %}
-    dest: /etc/redis/redis.conf
+  ansible.builtin.copy:
+    dest: "/etc/redis/{{ item.name }}.d/10-memory.conf"
+    content: |
+      {% for directive, value in __redis_plan.config.items() %}
+      {{ directive }} {{ value }}
+      {% endfor %}
     mode: "0640"
+  loop: "{{ redis_instances }}"
 """
 
 RETURN = r"""
