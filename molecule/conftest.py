@@ -1,0 +1,54 @@
+"""Helpers shared by every scenario's testinfra tests.
+
+Loaded by pytest for any test under molecule/ (pytest.ini at the repository
+root makes it the rootdir). The `ansible_playbook` fixture re-runs a playbook
+against the scenario's own inventory, the way a user would, for the checks
+that are about what a run does (bad input refused, reload without restart…).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+
+class PlaybookRun:
+    def __init__(self) -> None:
+        self.inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+        self.scenario_dir = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
+        self.project_dir = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", self.scenario_dir.parents[1]))
+
+    def __call__(self, playbook: str, extra_vars: dict | None = None, *, check: bool = False,
+                 limit: str | None = None, tags: str | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+        path = Path(playbook)
+        if not path.is_absolute():
+            path = self.scenario_dir / path
+        cmd = ["ansible-playbook", "-i", self.inventory, str(path)]
+        if extra_vars:
+            cmd += ["-e", json.dumps(extra_vars)]
+        if check:
+            cmd.append("--check")
+        if limit:
+            cmd += ["--limit", limit]
+        if tags:
+            cmd += ["--tags", tags]
+        env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=self.scenario_dir)
+
+
+@pytest.fixture(scope="session")
+def ansible_playbook() -> PlaybookRun:
+    return PlaybookRun()
+
+
+def recap_changed(output: str) -> int:
+    """Sum of changed=N over the PLAY RECAP lines of an ansible-playbook run."""
+    total = 0
+    for line in output.splitlines():
+        if " changed=" in line and " ok=" in line:
+            total += int(line.split(" changed=")[1].split()[0])
+    return total
