@@ -1,0 +1,169 @@
+"""redis_cluster: what an operator would check on the cluster, through TLS and ACLs."""
+
+import os
+import re
+import sys
+import time
+
+import pytest
+import testinfra.utils.ansible_runner
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, os.path.join(ROOT, "filter_plugins"))
+from redis_memory_plan import redis_memory_plan  # noqa: E402
+
+testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("redis")
+PORTS = [6380, 6381, 6382, 6383]
+CA = "/etc/redis/tls/ca.crt"
+
+
+def cli(host, port, *args, user="admin", password_var="redis_admin_password", stdin=None, target="127.0.0.1"):
+    variables = host.ansible.get_variables()
+    password = variables[password_var] if password_var else ""
+    command = "REDISCLI_AUTH={} redis-cli --tls --cacert {} --user {} --no-auth-warning -h {} -p {} {}".format(
+        _q(password), CA, _q(user), target, port, " ".join(_q(a) for a in args))
+    if stdin is not None:
+        command = "printf '%s\\n' {} | {}".format(" ".join(_q(line) for line in stdin), command)
+    return host.run(command)
+
+
+def _q(text):
+    return "'" + str(text).replace("'", "'\\''") + "'"
+
+
+def info(text):
+    return dict(line.split(":", 1) for line in text.replace("\r", "").splitlines() if ":" in line and not line.startswith("#"))
+
+
+@pytest.mark.parametrize("port", PORTS)
+def test_cluster_ok_on_every_node(host, port):
+    result = cli(host, port, "CLUSTER", "INFO")
+    assert result.rc == 0, result.stderr
+    state = info(result.stdout)
+    assert state["cluster_state"] == "ok"
+    assert state["cluster_slots_assigned"] == "16384"
+    assert state["cluster_known_nodes"] == "12"
+    assert state["cluster_size"] == "6"
+
+
+def test_six_primaries_each_with_one_replica_placed_by_the_rules(host):
+    if host.backend.get_hostname() != "redis-1":
+        pytest.skip("once per cluster")
+    nodes = cli(host, 6380, "CLUSTER", "NODES").stdout.strip().splitlines()
+    zone_of_ip = {}
+    for name in testinfra_hosts:
+        other = host.get_host("ansible://" + name, ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+        ip = other.check_output("hostname -I").split()[0]
+        zone_of_ip[ip] = other.ansible.get_variables()["redis_zone"]
+    by_id = {}
+    for line in nodes:
+        fields = line.split()
+        by_id[fields[0]] = {"ip": fields[1].split(":")[0], "flags": fields[2], "master": fields[3], "slots": fields[8:]}
+    primaries = {i: n for i, n in by_id.items() if "master" in n["flags"]}
+    replicas = [n for n in by_id.values() if "slave" in n["flags"]]
+    assert len(primaries) == 6 and len(replicas) == 6
+    assert sorted(r["master"] for r in replicas) == sorted(primaries)
+    for replica in replicas:
+        primary = primaries[replica["master"]]
+        assert replica["ip"] != primary["ip"], "replica on its primary's host"
+        assert zone_of_ip[replica["ip"]] != zone_of_ip[primary["ip"]], "replica in its primary's zone"
+    zones = [zone_of_ip[p["ip"]] for p in primaries.values()]
+    assert all(2 * zones.count(z) < len(zones) for z in zones), zones
+
+
+def test_plain_text_is_refused(host):
+    result = host.run("timeout 5 redis-cli -h 127.0.0.1 -p 6380 PING")
+    assert "PONG" not in result.stdout
+    assert not host.socket("tcp://0.0.0.0:6379").is_listening
+
+
+def test_tls_1_1_is_refused_and_1_2_accepted(host):
+    old = host.run("echo | timeout 5 openssl s_client -connect 127.0.0.1:6380 -tls1_1 -CAfile %s", CA)
+    assert old.rc != 0
+    assert "Cipher is (NONE)" in old.stdout or "no protocols available" in old.stderr or "alert" in old.stderr
+    new = host.run("echo | timeout 5 openssl s_client -connect 127.0.0.1:6380 -tls1_2 -CAfile %s", CA)
+    assert "Verify return code: 0 (ok)" in new.stdout
+
+
+def test_commands_without_authentication_are_refused(host):
+    result = host.run("redis-cli --tls --cacert %s -h 127.0.0.1 -p 6380 GET ai:x", CA)
+    assert "NOAUTH" in result.stdout + result.stderr
+
+
+def test_maxmemory_follows_the_plan(host):
+    expected = redis_memory_plan(512, 4)["plan"]["maxmemory_mb"] * 1024 * 1024
+    for port in PORTS:
+        lines = cli(host, port, "CONFIG", "GET", "maxmemory").stdout.split()
+        assert int(lines[1]) == expected
+        policy = cli(host, port, "CONFIG", "GET", "maxmemory-policy").stdout.split()
+        assert policy[1] == "allkeys-lru"
+
+
+def test_application_user_pubsub_through_another_node(host):
+    if host.backend.get_hostname() != "redis-1":
+        pytest.skip("once per cluster")
+    other_ip = host.get_host("ansible://redis-2", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"]).check_output(
+        "hostname -I").split()[0]
+    app = ("env REDISCLI_AUTH=molecule-ai-service-secret-0005 redis-cli --tls --cacert {} --user ai-service "
+           "--no-auth-warning".format(CA))
+    host.run("rm -f /tmp/sub.out; (timeout 8 {} -h 127.0.0.1 -p 6380 PSUBSCRIBE 'ai:job:status:*' > /tmp/sub.out 2>&1 &)"
+             .format(app))
+    time.sleep(1.5)
+    published = host.run("{} -h {} -p 6381 PUBLISH ai:job:status:42 processing".format(app, other_ip))
+    assert published.rc == 0, published.stderr
+    time.sleep(1)
+    assert "ai:job:status:42" in host.file("/tmp/sub.out").content_string
+    assert "processing" in host.file("/tmp/sub.out").content_string
+    denied = host.run("{} -h 127.0.0.1 -p 6380 PUBLISH other:channel x".format(app))
+    assert "NOPERM" in denied.stdout + denied.stderr
+    denied_sub = host.run("timeout 3 {} -h 127.0.0.1 -p 6380 SUBSCRIBE other:channel".format(app))
+    assert "NOPERM" in denied_sub.stdout + denied_sub.stderr
+
+
+def test_keyspace_events_at_the_owning_primary(host):
+    if host.backend.get_hostname() != "redis-1":
+        pytest.skip("once per cluster")
+    key = "ai:job:status:keyspace-test"
+    slot = int(cli(host, 6380, "CLUSTER", "KEYSLOT", key).stdout.strip())
+    owner = None
+    for line in cli(host, 6380, "CLUSTER", "NODES").stdout.splitlines():
+        fields = line.split()
+        if "master" not in fields[2]:
+            continue
+        for r in fields[8:]:
+            lo, _, hi = r.partition("-")
+            if int(lo) <= slot <= int(hi or lo):
+                owner = fields[1].split("@")[0]
+    ip, port = owner.rsplit(":", 1)
+    admin = "env REDISCLI_AUTH=molecule-admin-secret-0001 redis-cli --tls --cacert {} --user admin --no-auth-warning".format(CA)
+    host.run("rm -f /tmp/ev.out; (timeout 8 {} -h {} -p {} PSUBSCRIBE '__keyevent@0__:*' > /tmp/ev.out 2>&1 &)"
+             .format(admin, ip, port))
+    time.sleep(1.5)
+    assert host.run("{} -c -h {} -p {} SET {} v PX 300".format(admin, ip, port, key)).rc == 0
+    deadline = time.time() + 6
+    while time.time() < deadline:
+        out = host.file("/tmp/ev.out").content_string
+        if "__keyevent@0__:expired" in out:
+            break
+        time.sleep(0.5)
+    out = host.file("/tmp/ev.out").content_string
+    assert "__keyevent@0__:set" in out
+    assert "__keyevent@0__:expired" in out
+
+
+def test_backup_four_times_keeps_three_valid_snapshots(host):
+    for _ in range(4):
+        result = host.run("systemctl start redis-backup.service")
+        assert result.rc == 0, host.run("journalctl -u redis-backup --no-pager -n 30").stdout
+    assert host.service("redis-backup.timer").is_enabled
+    snapshotted = 0
+    for port in PORTS:
+        files = host.run("ls /var/backups/redis/%s/", str(port)).stdout.split()
+        role = info(cli(host, port, "INFO", "replication").stdout)["role"]
+        if role == "master":
+            continue  # its replica is snapshotted (redis_backup_prefer_replicas)
+        assert len(files) == 3, (port, files)
+        for name in files:
+            assert host.run("redis-check-rdb /var/backups/redis/%s/%s", str(port), name).rc == 0
+        snapshotted += 1
+    assert snapshotted == 2

@@ -1,0 +1,48 @@
+"""redis_cluster failover drill: runs after the other checks (it moves a primary)."""
+
+import re
+import time
+
+import pytest
+from test_redis_cluster import CA, cli, info
+
+def test_failover_drill_keeps_acknowledged_writes(host):
+    if host.backend.get_hostname() != "redis-1":
+        pytest.skip("once per cluster")
+    admin = "env REDISCLI_AUTH=molecule-admin-secret-0001 redis-cli --tls --cacert {} --user admin --no-auth-warning".format(CA)
+    # Write keys through the cluster; WAIT 1 makes each acknowledged by a replica.
+    keys = ["ai:drill:%d" % i for i in range(50)]
+    for key in keys:
+        assert host.run("{} -c -h 127.0.0.1 -p 6380 SET {} ok".format(admin, key)).rc == 0
+    host.run("{} -h 127.0.0.1 -p 6380 WAIT 1 2000".format(admin))
+    time.sleep(1)
+    # Pause the primary on 6380 (shard 0) beyond cluster-node-timeout (3 s).
+    pid = host.check_output("systemctl show -p MainPID --value redis-server@6380.service")
+    host.run("kill -STOP %s", pid)
+    try:
+        promoted = False
+        for _ in range(30):
+            time.sleep(1)
+            state = info(cli(host, 6381, "CLUSTER", "INFO").stdout)
+            nodes = cli(host, 6381, "CLUSTER", "NODES").stdout
+            if state.get("cluster_state") == "ok" and re.search(r"6380@16380 master,fail", nodes):
+                promoted = True
+                break
+        assert promoted, nodes
+    finally:
+        host.run("kill -CONT %s", pid)
+    for _ in range(30):
+        time.sleep(1)
+        if info(cli(host, 6380, "INFO", "replication").stdout).get("master_link_status") == "up":
+            break
+    assert info(cli(host, 6380, "INFO", "replication").stdout)["role"] == "slave"
+    assert info(cli(host, 6380, "CLUSTER", "INFO").stdout)["cluster_state"] == "ok"
+    for key in keys:
+        assert host.run("{} -c -h 127.0.0.1 -p 6381 GET {}".format(admin, key)).stdout.strip() == "ok", key
+    # Put the primary back on its planned host, as the role's verification would.
+    assert cli(host, 6380, "CLUSTER", "FAILOVER").stdout.strip() == "OK"
+    for _ in range(30):
+        time.sleep(1)
+        if info(cli(host, 6380, "INFO", "replication").stdout)["role"] == "master":
+            break
+    assert info(cli(host, 6380, "INFO", "replication").stdout)["role"] == "master"
