@@ -91,7 +91,7 @@ def test_backup_timers_are_scheduled(host):
     for timer in ("pgbackrest-full", "pgbackrest-diff", "pgbackrest-incr", "pgbackrest-verify", "pgbackrest-dump"):
         assert host.service(f"{timer}.timer").is_enabled
         assert host.service(f"{timer}.timer").is_running
-    assert host.check_output("systemctl show -p TimersCalendar --value pgbackrest-incr.timer").count("00/4:30:00") == 1
+    assert host.check_output("systemctl show -p TimersCalendar --value pgbackrest-incr.timer").count("00/6:30:00") == 1
     # the shipped retention is time based: 35 days
     assert "current: 35" in host.check_output("runuser -u postgres -- pgbackrest help backup repo-retention-full")
     assert "current: time" in host.check_output("runuser -u postgres -- pgbackrest help backup repo-retention-full-type")
