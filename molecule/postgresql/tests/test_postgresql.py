@@ -1,0 +1,315 @@
+"""What a DBA would check on the converged PostgreSQL server, with real queries.
+
+pg-server runs the role; pg-client is listed in pg_hba.conf (its /32), pg-outsider is on the
+same network but not listed. Client checks run psql on those containers against pg-server
+over the network, the way an application would.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import testinfra
+
+from conftest import recap_changed
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+PROJECT_DIR = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+CA_ON_CLIENT = "/etc/ssl/certs/onprem-postgresql-ca.crt"
+RELOAD_HANDLER = "RUNNING HANDLER [onprem.datastores.postgresql : Reload PostgreSQL]"
+RESTART_HANDLER = "RUNNING HANDLER [onprem.datastores.postgresql : Restart PostgreSQL]"
+
+
+def _host(name: str):
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+
+
+@pytest.fixture(scope="module")
+def server():
+    return _host("pg-server")
+
+
+@pytest.fixture(scope="module")
+def client():
+    return _host("pg-client")
+
+
+@pytest.fixture(scope="module")
+def outsider():
+    return _host("pg-outsider")
+
+
+@pytest.fixture(scope="module")
+def server_vars(server):
+    return server.ansible.get_variables()
+
+
+@pytest.fixture(scope="module")
+def passwords(server_vars):
+    return {user["name"]: user.get("password") for user in server_vars["postgresql_users"]}
+
+
+def sql(server, query: str, db: str = "postgres") -> str:
+    """Run a query as the superuser through the local socket; return its unaligned output."""
+    result = server.run("sudo -u postgres psql -XAtq -v ON_ERROR_STOP=1 -d %s -c %s", db, query)
+    assert result.rc == 0, result.stderr
+    return result.stdout.rstrip("\n")
+
+
+def remote(host, user: str, password: str, query: str, db: str = "tripgen_ai", sslmode: str = "verify-full",
+           extra: str = ""):
+    """Connect to pg-server over the network from `host`; return the CommandResult."""
+    conninfo = (f"host=pg-server port=5432 dbname={db} user={user} sslmode={sslmode} "
+                f"sslrootcert={CA_ON_CLIENT} connect_timeout=10 {extra}")
+    return host.run("PGPASSWORD=%s psql %s -XAtq -v ON_ERROR_STOP=1 -c %s", password, conninfo, query)
+
+
+def start_time(server) -> str:
+    return sql(server, "SELECT pg_postmaster_start_time()")
+
+
+def changed_tasks(output: str) -> list[str]:
+    """The TASK/HANDLER headers of an ansible-playbook run that reported changed."""
+    changed, current = [], ""
+    for line in output.splitlines():
+        if line.startswith(("TASK [", "RUNNING HANDLER [")):
+            current = line.rstrip("* ")
+        elif line.startswith("changed:"):
+            changed.append(current)
+    return changed
+
+
+def _pg_tune():
+    spec = importlib.util.spec_from_file_location("pg_tune", PROJECT_DIR / "filter_plugins" / "pg_tune.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.pg_tune
+
+
+# --- cluster and settings -------------------------------------------------------------
+
+def test_every_tuned_setting_equals_pg_tune(server, server_vars):
+    expected = _pg_tune()(
+        server_vars["postgresql_memory_mb"], server_vars["postgresql_cpus"],
+        workload=server_vars["postgresql_workload"], storage="ssd", max_connections=200, pg_version=15)
+    names = ",".join(f"'{name}'" for name in expected)
+    rows = sql(server, f"SELECT name || '=' || current_setting(name) FROM unnest(ARRAY[{names}]) AS name")
+    shown = dict(line.split("=", 1) for line in rows.splitlines())
+    assert shown == {name: str(value) for name, value in expected.items()}
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("data_checksums", "on"),
+    ("server_encoding", "UTF8"),
+    ("lc_collate", "en_US.UTF-8"),
+    ("password_encryption", "scram-sha-256"),
+    ("ssl", "on"),
+    ("ssl_min_protocol_version", "TLSv1.2"),
+    ("listen_addresses", "*"),
+    ("shared_preload_libraries", "pg_stat_statements"),
+    ("pg_stat_statements.track", "all"),
+    ("log_min_duration_statement", "1s"),
+    ("log_statement", "ddl"),
+    ("log_line_prefix", "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h "),
+    ("log_connections", "on"),
+    ("log_disconnections", "on"),
+    ("log_lock_waits", "on"),
+    ("log_checkpoints", "on"),
+    ("logging_collector", "on"),
+    ("log_rotation_age", "1d"),
+    ("log_rotation_size", "100MB"),
+    ("idle_in_transaction_session_timeout", "30min"),
+])
+def test_setting(server, setting, value):
+    assert sql(server, f"SHOW {setting}") == value
+
+
+def test_settings_come_from_the_managed_conf_d_file(server):
+    """Nothing is left to the vendor's postgresql.conf for what the role manages."""
+    rows = sql(server, "SELECT DISTINCT sourcefile FROM pg_settings WHERE name IN "
+                       "('shared_buffers', 'ssl_cert_file', 'log_line_prefix', 'max_connections')")
+    assert rows == "/etc/postgresql/15/main/conf.d/10-onprem-datastores.conf"
+    assert sql(server, "SELECT count(*) FROM pg_file_settings WHERE error IS NOT NULL") == "0"
+
+
+def test_server_logs_what_the_seeds_ask_for(server):
+    log_dir = sql(server, "SHOW log_directory")
+    newest = server.run("ls -1t %s", log_dir).stdout.split()[0]
+    line = server.run("grep -m1 'connection authorized' %s/%s", log_dir, newest).stdout
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+ \[\d+\]: \[\d+-1\] user=\S*,db=\S*,app=\S*,client=\S+ ", line)
+
+
+# --- pg_stat_statements -----------------------------------------------------------------
+
+def test_pg_stat_statements_records_a_query(server, client, passwords):
+    marker = f"molecule_probe_{uuid.uuid4().hex[:8]}"
+    result = remote(client, "ai_service", passwords["ai_service"], f"SELECT 42 AS {marker}")
+    assert result.rc == 0, result.stderr
+    calls = sql(server, "SELECT sum(s.calls) FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid "
+                        f"WHERE r.rolname = 'ai_service' AND s.query LIKE '%{marker}%'", db="tripgen_ai")
+    assert calls == "1"
+
+
+# --- network access -----------------------------------------------------------------------
+
+def test_listed_client_connects_with_tls_and_scram(client, passwords):
+    # channel_binding=require only succeeds with SCRAM-SHA-256-PLUS, i.e. scram over TLS
+    result = remote(client, "ai_service", passwords["ai_service"],
+                    "SELECT ssl || ' ' || version FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                    extra="channel_binding=require")
+    assert result.rc == 0, result.stderr
+    assert result.stdout.split() in (["true", "TLSv1.2"], ["true", "TLSv1.3"])
+
+
+def test_passwords_are_stored_as_scram(server):
+    assert sql(server, "SELECT count(*) FROM pg_authid WHERE rolname IN ('ai_service', 'ai_reader') "
+                       "AND rolpassword LIKE 'SCRAM-SHA-256$%'") == "2"
+
+
+def test_connection_without_tls_is_refused(client, passwords):
+    result = remote(client, "ai_service", passwords["ai_service"], "SELECT 1", sslmode="disable")
+    assert result.rc != 0
+    assert 'pg_hba.conf rejects connection for host "172.30.40.11"' in result.stderr
+    assert "no encryption" in result.stderr
+
+
+def test_unlisted_network_is_refused(outsider, passwords):
+    result = remote(outsider, "ai_service", passwords["ai_service"], "SELECT 1", sslmode="require")
+    assert result.rc != 0
+    assert 'pg_hba.conf rejects connection for host "172.30.40.12"' in result.stderr
+
+
+def test_wrong_password_is_refused(client):
+    result = remote(client, "ai_service", "not-the-password", "SELECT 1")
+    assert result.rc != 0
+    assert 'password authentication failed for user "ai_service"' in result.stderr
+
+
+def test_unlisted_database_is_refused(client, passwords):
+    result = remote(client, "ai_service", passwords["ai_service"], "SELECT 1", db="postgres")
+    assert result.rc != 0
+    assert "pg_hba.conf rejects connection" in result.stderr
+
+
+def test_superuser_has_no_network_access(client):
+    result = remote(client, "postgres", "anything", "SELECT 1", db="postgres")
+    assert result.rc != 0
+    assert "pg_hba.conf rejects connection" in result.stderr
+
+
+# --- objects --------------------------------------------------------------------------------
+
+def test_database_as_declared(server):
+    assert sql(server, "SELECT pg_get_userbyid(datdba) || ' ' || pg_encoding_to_char(encoding) || ' ' || "
+                       "datcollate || ' ' || datctype FROM pg_database WHERE datname = 'tripgen_ai'") \
+        == "ai_service UTF8 en_US.UTF-8 en_US.UTF-8"
+
+
+def test_roles_as_declared(server):
+    rows = sql(server, "SELECT rolname, rolcanlogin, rolconnlimit, coalesce(rolvaliduntil::date::text, 'infinity'), "
+                       "coalesce(array_to_string(rolconfig, ';'), '') FROM pg_roles "
+                       "WHERE rolname IN ('ai_service', 'ai_reader', 'app_readonly') ORDER BY rolname")
+    assert rows.splitlines() == [
+        "ai_reader|t|5|2099-12-31|",
+        "ai_service|t|50|infinity|search_path=ai_schema",
+        "app_readonly|f|-1|infinity|",
+    ]
+    assert sql(server, "SELECT pg_has_role('ai_reader', 'app_readonly', 'MEMBER')") == "t"
+
+
+def test_schema_and_extensions_as_declared(server):
+    assert sql(server, "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'ai_schema'",
+               db="tripgen_ai") == "ai_service"
+    extensions = sql(server, "SELECT extname FROM pg_extension ORDER BY 1", db="tripgen_ai").split()
+    for name in ["pg_stat_statements", "pg_trgm", "btree_gin", "btree_gist", "uuid-ossp", "pgcrypto"]:
+        assert name in extensions
+    assert "pg_stat_statements" in sql(server, "SELECT extname FROM pg_extension").split()
+
+
+def test_privileges_as_declared(client, passwords):
+    owner = ("ai_service", passwords["ai_service"])
+    reader = ("ai_reader", passwords["ai_reader"])
+    # the owner creates a table; default privileges give app_readonly (so ai_reader) SELECT on it
+    result = remote(client, *owner, "CREATE TABLE IF NOT EXISTS ai_schema.privilege_probe (id int); "
+                                    "TRUNCATE ai_schema.privilege_probe; "
+                                    "INSERT INTO ai_schema.privilege_probe VALUES (7)")
+    assert result.rc == 0, result.stderr
+    result = remote(client, *reader, "SELECT id FROM ai_schema.privilege_probe")
+    assert (result.rc, result.stdout.strip()) == (0, "7"), result.stderr
+    # ...and nothing it was not granted
+    result = remote(client, *reader, "INSERT INTO ai_schema.privilege_probe VALUES (8)")
+    assert result.rc != 0 and "permission denied for table privilege_probe" in result.stderr
+    result = remote(client, *reader, "CREATE TABLE ai_schema.not_mine (id int)")
+    assert result.rc != 0 and "permission denied for schema ai_schema" in result.stderr
+    result = remote(client, *reader, "CREATE TABLE public.not_mine (id int)")
+    assert result.rc != 0 and "permission denied for schema public" in result.stderr
+
+
+# --- what a run does ------------------------------------------------------------------------
+
+def test_bad_input_fails_before_anything_changes(ansible_playbook, server):
+    before = server.file("/etc/postgresql/15/main/conf.d/10-onprem-datastores.conf").md5sum
+    cases = [
+        ({"postgresql_workload": "bogus"}, "postgresql_workload"),
+        ({"postgresql_memory_mb": 999999}, "postgresql_memory_mb"),
+        ({"postgresql_hba_entries": [{"databases": ["all"], "users": ["all"], "addresses": ["10.0.0.300/24"]}]},
+         "postgresql_hba_entries"),
+        ({"postgresql_users": [{"name": "nopassword"}]}, "postgresql_users[nopassword].password"),
+        ({"postgresql_parameters": {"shared_bufers": "1GB"}}, "shared_bufers"),
+    ]
+    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
+        runs = list(pool.map(lambda case: ansible_playbook("converge.yml", case[0], limit="pg-server"), cases))
+    for (extra_vars, named), run in zip(cases, runs):
+        assert run.returncode != 0, f"{extra_vars} was accepted"
+        assert named in run.stdout + run.stderr, run.stdout[-3000:]
+        assert recap_changed(run.stdout) == 0, changed_tasks(run.stdout)
+    assert server.file("/etc/postgresql/15/main/conf.d/10-onprem-datastores.conf").md5sum == before
+
+
+def test_reload_for_reloadable_settings_restart_only_when_pending(ansible_playbook, server, monkeypatch):
+    # only the configuration and service steps: the rest has its own checks
+    monkeypatch.setenv("ANSIBLE_SKIP_TAGS", "postgresql_tls")
+    tags = "postgresql_configure,postgresql_service"
+    reloadable = {"postgresql_log_min_duration_statement": 750}
+    restart = dict(reloadable, postgresql_parameters={"shared_buffers": "192MB"})
+    started = start_time(server)
+    try:
+        # a reloadable setting: reload, no restart
+        run = ansible_playbook("converge.yml", reloadable, limit="pg-server", tags=tags)
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert sql(server, "SHOW log_min_duration_statement") == "750ms"
+        assert RELOAD_HANDLER in run.stdout and RESTART_HANDLER not in run.stdout
+        assert start_time(server) == started
+
+        # shared_buffers with restarts forbidden: reported, still pending, no restart
+        run = ansible_playbook("converge.yml", dict(restart, postgresql_restart_allowed=False),
+                               limit="pg-server", tags=tags)
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert "NOT restarting" in run.stdout and "shared_buffers" in run.stdout
+        assert RESTART_HANDLER not in run.stdout
+        assert sql(server, "SELECT pending_restart FROM pg_settings WHERE name = 'shared_buffers'") == "t"
+        assert start_time(server) == started
+
+        # shared_buffers with restarts allowed: exactly one restart
+        run = ansible_playbook("converge.yml", restart, limit="pg-server", tags=tags)
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert run.stdout.count(RESTART_HANDLER) == 1
+        assert sql(server, "SHOW shared_buffers") == "192MB"
+        assert start_time(server) != started
+    finally:
+        run = ansible_playbook("converge.yml", limit="pg-server", tags=tags)
+        assert run.returncode == 0, run.stdout[-3000:]
+    assert sql(server, "SHOW shared_buffers") == "256MB"
+    assert sql(server, "SHOW log_min_duration_statement") == "1s"
+
+
+def test_check_mode_on_the_converged_host_changes_nothing(ansible_playbook):
+    run = ansible_playbook("converge.yml", check=True)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert recap_changed(run.stdout) == 0, changed_tasks(run.stdout)
