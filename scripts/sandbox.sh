@@ -52,7 +52,7 @@ up() {
     docker run -d --name "$PREFIX$h" --hostname "$h" --network "$NET" --network-alias "$h" \
       --cap-add SYS_ADMIN --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
       --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
-      -v "$APT_CACHE:/var/cache/apt/archives" \
+      -v "$APT_CACHE/$h:/var/cache/apt/archives" \
       --label org.onprem.sandbox=1 "$IMAGE" /lib/systemd/systemd >/dev/null
   done
   write_secrets
