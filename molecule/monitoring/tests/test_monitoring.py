@@ -1,0 +1,168 @@
+"""What an operator checks after playbooks/monitoring.yml: Prometheus sees every exporter, the
+metrics carry values, the rules are loaded, an outage raises a real alert in Alertmanager, and the
+daily report prints one row per host."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import urllib.parse
+
+import pytest
+import testinfra
+
+testinfra_hosts = ["mon-prom"]
+
+
+@pytest.fixture(scope="module")
+def db():
+    return testinfra.get_host("ansible://mon-db", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+
+
+def listen(host, default_file: str) -> str:
+    args = host.file(default_file).content_string
+    return re.search(r"--web\.listen-address=(\S+?)[\"\s]", args).group(1)
+
+
+def get(host, url: str):
+    """GET a JSON document from inside the monitoring host (where Prometheus listens)."""
+    out = host.check_output(
+        "python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' %s",
+        url,
+    )
+    return json.loads(out)
+
+
+def promql(host, query: str):
+    base = listen(host, "/etc/default/prometheus")
+    answer = get(host, f"http://{base}/api/v1/query?query={urllib.parse.quote(query)}")
+    assert answer["status"] == "success", answer
+    return answer["data"]["result"]
+
+
+def wait_for(check, timeout: float, step: float = 3.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(step)
+
+
+def test_every_target_is_up(host):
+    base = listen(host, "/etc/default/prometheus")
+
+    def all_up():
+        targets = get(host, f"http://{base}/api/v1/targets?state=active")["data"]["activeTargets"]
+        return targets if targets and all(t["health"] == "up" for t in targets) else None
+
+    targets = wait_for(all_up, 90)
+    assert targets, get(host, f"http://{base}/api/v1/targets?state=active")
+    jobs = sorted((t["labels"]["job"], t["labels"]["instance"]) for t in targets)
+    assert jobs == [
+        ("alertmanager", "mon-prom"),
+        ("node", "mon-db"),
+        ("node", "mon-prom"),
+        ("postgres", "mon-db"),
+        ("prometheus", "mon-prom"),
+        ("redis", "mon-db:6380"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "query, check",
+    [
+        ("pg_up", lambda v: v == 1),
+        # the server's own counters, through the monitoring role with pg_monitor over TLS
+        ('sum(pg_stat_database_xact_commit{datname="postgres"})', lambda v: v > 0),
+        # custom queries: replication (a primary here) and pg_stat_statements
+        ("pg_replica_is_replica", lambda v: v == 0),
+        ("count(pg_statements_calls)", lambda v: v > 0),
+        ("redis_up", lambda v: v == 1),
+        ('redis_memory_max_bytes{instance="mon-db:6380"}', lambda v: v > 0),
+        ('node_memory_MemTotal_bytes{instance="mon-db"}', lambda v: v > 0),
+        # textfile collector: the certificates' expiry, written by the timer
+        ('min(onprem_certificate_not_after_timestamp_seconds{instance="mon-db"}) - time()', lambda v: v > 86400 * 30),
+    ],
+)
+def test_metric_has_a_value(host, query, check):
+    result = wait_for(lambda: promql(host, query), 60)
+    assert result, f"no sample for {query}"
+    value = float(result[0]["value"][1])
+    assert check(value), f"{query} = {value}"
+
+
+def test_rules_are_loaded_with_the_thresholds(host):
+    base = listen(host, "/etc/default/prometheus")
+    groups = get(host, f"http://{base}/api/v1/rules")["data"]["groups"]
+    rules = {r["name"]: r for g in groups for r in g["rules"] if r["type"] == "alerting"}
+    assert "> 2000" in rules["RedisClientsHigh"]["query"]
+    assert "> 300" in rules["PostgresReplicaLagHigh"]["query"]
+    assert "< 90" in rules["PostgresCacheHitRatioLow"]["query"]
+    for name in ("PostgresWalArchivingFailing", "BackupTooOld", "RestoreVerificationFailed", "CertificateExpiringSoon"):
+        assert name in rules
+    # nothing is firing on a healthy pair of hosts
+    firing = [n for n, r in rules.items() if r["state"] == "firing"]
+    assert firing == []
+
+
+def test_exporters_listen_only_on_the_private_address(db):
+    sockets = db.check_output("ss -Hltn").splitlines()
+    for port in (9100, 9187, 9121):
+        bound = [line.split()[3] for line in sockets if line.split()[3].endswith(f":{port}")]
+        assert len(bound) == 1, (port, bound)
+        assert not bound[0].startswith(("0.0.0.0", "*", "[::]")), bound
+
+
+def test_secrets_stay_out_of_process_lists_and_world_readable_files(db):
+    for path in ("/etc/default/prometheus-postgres-exporter", "/etc/default/prometheus-redis-exporter"):
+        assert db.file(path).mode == 0o600
+        assert db.file(path).user == "root"
+    processes = db.check_output("ps -eo args")
+    assert "molecule-monitor" not in processes
+
+
+def test_stopping_redis_fires_an_alert_in_alertmanager(host, db):
+    am = listen(host, "/etc/default/prometheus-alertmanager")
+    db.check_output("systemctl stop redis-server@6380.service")
+    try:
+        def firing():
+            alerts = get(host, f"http://{am}/api/v2/alerts?filter=" + urllib.parse.quote('alertname="RedisDown"'))
+            return [a for a in alerts if a["status"]["state"] == "active" and a["labels"]["instance"] == "mon-db:6380"]
+
+        started = time.monotonic()
+        alerts = wait_for(firing, 120)
+        assert alerts, "RedisDown did not reach Alertmanager within 120 s"
+        assert alerts[0]["labels"]["severity"] == "critical"
+        print(f"RedisDown active in Alertmanager after {time.monotonic() - started:.0f} s")
+    finally:
+        db.check_output("systemctl start redis-server@6380.service")
+    assert wait_for(lambda: [r for r in promql(host, "redis_up == 1")], 60)
+
+
+def test_health_report_prints_one_table(ansible_playbook):
+    run = ansible_playbook("../../playbooks/health_report.yml")
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = [line for line in run.stdout.splitlines() if "mon-db" in line or "INSTANCE" in line]
+    header = next(line for line in lines if "INSTANCE" in line)
+    for column in ("CONN", "HIT%", "DEAD%max", "DISK%max", "BACKUP_h", "LAG_s", "R_CLUSTER_OK"):
+        assert column in header
+    assert any(re.search(r"mon-db\s", line) for line in lines)
+    assert any("mon-db:6380" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    "bad, variable",
+    [
+        ({"monitoring_scrape_timeout": "1m"}, "monitoring_scrape_timeout"),
+        ({"monitoring_alertmanager_webhook_urls": ["hooks.example/x"]}, "monitoring_alertmanager_webhook_urls"),
+        ({"exporters_listen_address": "0.0.0.0"}, "exporters_listen_address"),
+        ({"exporters_redis_password": ""}, "exporters_redis_password"),
+    ],
+)
+def test_bad_input_fails_naming_the_variable(ansible_playbook, bad, variable):
+    run = ansible_playbook("../../playbooks/monitoring.yml", bad, tags="exporters_validate,monitoring_validate")
+    assert run.returncode != 0
+    assert variable in run.stdout + run.stderr
