@@ -142,6 +142,28 @@ def test_stopping_redis_fires_an_alert_in_alertmanager(host, db):
     assert wait_for(lambda: [r for r in promql(host, "redis_up == 1")], 60)
 
 
+def test_failing_wal_archiving_fires_an_alert_in_alertmanager(host, db):
+    am = listen(host, "/etc/default/prometheus-alertmanager")
+    psql = "runuser -u postgres -- psql -XAtq -c "
+    db.check_output(psql + "\"ALTER SYSTEM SET archive_command = '/bin/false'\"")
+    try:
+        db.check_output(psql + "'SELECT pg_reload_conf()'")
+        db.check_output(psql + "'CREATE TABLE IF NOT EXISTS drill_wal (i int); INSERT INTO drill_wal VALUES (1)'")
+        db.check_output(psql + "'SELECT pg_switch_wal()'")
+
+        def firing():
+            alerts = get(host, f"http://{am}/api/v2/alerts?filter=" + urllib.parse.quote('alertname="PostgresWalArchivingFailing"'))
+            return [a for a in alerts if a["status"]["state"] == "active" and a["labels"]["instance"] == "mon-db"]
+
+        assert wait_for(firing, 120), "PostgresWalArchivingFailing did not reach Alertmanager within 120 s"
+    finally:
+        db.check_output(psql + "'ALTER SYSTEM RESET archive_command'")
+        db.check_output(psql + "'SELECT pg_reload_conf()'")
+        db.run(psql + "'DROP TABLE IF EXISTS drill_wal'")
+    # archiving resumes: the failed segment is archived on the next attempt
+    assert wait_for(lambda: promql(host, "pg_archiver_last_archived_timestamp_seconds > pg_archiver_last_failed_timestamp_seconds"), 120)
+
+
 def test_health_report_prints_one_table(ansible_playbook):
     run = ansible_playbook("../../playbooks/health_report.yml")
     assert run.returncode == 0, run.stdout + run.stderr
