@@ -186,6 +186,7 @@ def test_retention_expires_backups_older_than_the_window(host):
 
 def test_logical_dump_restores_into_a_fresh_database(host):
     old = "/var/backups/postgresql/dumps/appdb/appdb_20000101T000000Z.dump"
+    host.check_output("install -d -o postgres -g postgres -m 0755 %s", os.path.dirname(old))
     host.check_output("install -o postgres -g postgres -m 0640 /dev/null %s && touch -d '31 days ago' %s", old, old)
     assert host.run("systemctl start pgbackrest-dump.service").rc == 0
     assert not host.file(old).exists, "a dump older than 30 days was kept"
