@@ -243,7 +243,9 @@ def test_edited_migration_stops_the_run_before_anything_is_applied(host, ansible
     dbs = migration_set(tmp_path, "edited", extra, edit={"0002_create_tables.sql": "-- edited after it was applied\n"})
     run = ansible_playbook(PLAYBOOK, {"pg_schema_databases": dbs}, tags="pg_schema_migrations")
     assert run.returncode != 0
-    assert "0002_create_tables.sql" in run.stdout
-    assert "changed since they were applied" in run.stdout
+    # ansible-core 2.19 prints task failures on stderr
+    output = run.stdout + run.stderr
+    assert "0002_create_tables.sql" in output
+    assert "changed since they were applied" in output
     assert 9 not in applied_versions(host)
     assert value(host, "SELECT to_regclass('ai_schema.molecule_after_edit') IS NULL") == "t"
