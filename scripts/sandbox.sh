@@ -34,7 +34,7 @@ write_secrets() {
     for name in postgresql_superuser_password postgresql_admin_password postgresql_app_password \
                 postgresql_readonly_password postgresql_replication_password postgresql_monitoring_password \
                 pgbackrest_cipher_pass redis_admin_password redis_replication_password \
-                redis_monitoring_password redis_app_password; do
+                redis_monitoring_password redis_backup_password redis_app_password; do
       echo "sandbox_${name}: \"$(secret)\""
     done
   } >"$f"
