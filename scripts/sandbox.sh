@@ -56,8 +56,10 @@ up() {
       --label org.onprem.sandbox=1 "$IMAGE" /lib/systemd/systemd >/dev/null
   done
   write_secrets
+  # pg_hba lists the sandbox network: Docker picks its subnet, so ask Docker.
+  subnet=$(docker network inspect -f '{{ (index .IPAM.Config 0).Subnet }}' "$NET")
   ansible-playbook -i "$INV" playbooks/site.yml -e "baseline_apt_mirror=${ONPREM_APT_MIRROR:-}" \
-    -e "baseline_apt_security_mirror=${ONPREM_APT_SECURITY_MIRROR:-}"
+    -e "baseline_apt_security_mirror=${ONPREM_APT_SECURITY_MIRROR:-}" -e "sandbox_subnet=$subnet"
   echo
   echo "sandbox: up. Shell into a host with: docker exec -it ${PREFIX}<host> bash   (hosts: $(hosts | tr '\n' ' '))"
   echo "sandbox: re-run with: make sandbox   remove with: make sandbox-down"
