@@ -175,14 +175,14 @@ def test_passwords_are_stored_as_scram(server):
 def test_connection_without_tls_is_refused(client, passwords):
     result = remote(client, "ai_service", passwords["ai_service"], "SELECT 1", sslmode="disable")
     assert result.rc != 0
-    assert 'pg_hba.conf rejects connection for host "172.30.40.11"' in result.stderr
+    assert 'pg_hba.conf rejects connection for host "10.213.40.11"' in result.stderr
     assert "no encryption" in result.stderr
 
 
 def test_unlisted_network_is_refused(outsider, passwords):
     result = remote(outsider, "ai_service", passwords["ai_service"], "SELECT 1", sslmode="require")
     assert result.rc != 0
-    assert 'pg_hba.conf rejects connection for host "172.30.40.12"' in result.stderr
+    assert 'pg_hba.conf rejects connection for host "10.213.40.12"' in result.stderr
 
 
 def test_wrong_password_is_refused(client):
