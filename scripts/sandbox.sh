@@ -8,10 +8,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-INV=inventories/sandbox
-NET=onprem-sandbox
+# Overrides let another set of containers run beside the sandbox (scripts/bench.sh):
+# an inventory whose ansible_host names use PREFIX, its own network and label.
+INV=${ONPREM_SANDBOX_INV:-inventories/sandbox}
+NET=${ONPREM_SANDBOX_NET:-onprem-sandbox}
 IMAGE=${ONPREM_TEST_IMAGE:-onprem-datastores/debian12-systemd:latest}
-PREFIX=onprem-sbx-
+PREFIX=${ONPREM_SANDBOX_PREFIX:-onprem-sbx-}
+LABEL=${ONPREM_SANDBOX_LABEL:-org.onprem.sandbox=1}
 APT_CACHE=${ONPREM_APT_CACHE:-/var/cache/onprem-datastores/apt-archives}
 export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_CONFIG="$PWD/ansible.cfg"
 
@@ -53,7 +56,7 @@ up() {
       --cap-add SYS_ADMIN --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
       --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
       -v "$APT_CACHE/$h:/var/cache/apt/archives" \
-      --label org.onprem.sandbox=1 "$IMAGE" /lib/systemd/systemd >/dev/null
+      --label "$LABEL" "$IMAGE" /lib/systemd/systemd >/dev/null
   done
   write_secrets
   # pg_hba lists the sandbox network: Docker picks its subnet, so ask Docker.
@@ -66,7 +69,7 @@ up() {
 }
 
 down() {
-  ids=$(docker ps -aq --filter label=org.onprem.sandbox=1)
+  ids=$(docker ps -aq --filter "label=$LABEL")
   [ -z "$ids" ] || docker rm -f $ids >/dev/null
   docker network rm "$NET" >/dev/null 2>&1 || true
   echo "sandbox: removed"
