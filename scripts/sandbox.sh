@@ -19,7 +19,7 @@ LABEL=${ONPREM_SANDBOX_LABEL:-org.onprem.sandbox=1}
 APT_CACHE=${ONPREM_APT_CACHE:-/var/cache/onprem-datastores/apt-archives}
 export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_CONFIG="$PWD/ansible.cfg"
 
-hosts() { ansible-inventory -i "$INV" --list 2>/dev/null | python3 -c '
+hosts() { ansible-inventory -i "$INV/hosts.yml" --list 2>/dev/null | python3 -c '
 import json, sys
 inv = json.load(sys.stdin)
 print("\n".join(sorted(inv.get("_meta", {}).get("hostvars", {}))))'; }
@@ -67,7 +67,7 @@ up() {
   done
   # pg_hba lists the sandbox network: Docker picks its subnet, so ask Docker.
   subnet=$(docker network inspect -f '{{ (index .IPAM.Config 0).Subnet }}' "$NET")
-  ansible-playbook -i "$INV" playbooks/site.yml -e "baseline_apt_mirror=${ONPREM_APT_MIRROR:-}" \
+  ansible-playbook -i "$INV/hosts.yml" playbooks/site.yml -e "baseline_apt_mirror=${ONPREM_APT_MIRROR:-}" \
     -e "baseline_apt_security_mirror=${ONPREM_APT_SECURITY_MIRROR:-}" -e "sandbox_subnet=$subnet"
   echo
   echo "sandbox: up. Shell into a host with: docker exec -it ${PREFIX}<host> bash   (hosts: $(hosts | tr '\n' ' '))"
