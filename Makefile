@@ -73,3 +73,7 @@ sandbox: testbed  ## Bring up containers standing in for VMs and run playbooks/s
 .PHONY: sandbox-down
 sandbox-down:  ## Remove the sandbox containers
 	scripts/sandbox.sh down
+
+.PHONY: bench
+bench: testbed  ## Figures on fresh containers: converge, pgbench, redis, backups (docs/benchmark.md)
+	scripts/bench.sh

@@ -1,0 +1,510 @@
+#!/usr/bin/env bash
+# make bench: the figures of issue 10 item 6, measured side by side in one run and printed as a
+# table (also written to .cache/bench/<timestamp>.txt). Nothing is asserted on the figures; the
+# targets are printed next to them.
+#   1. playbooks/site.yml on fresh containers: time; then a no-op re-run: time and changed count
+#   2. pgbench TPS on the same container and data: our conf.d settings vs Debian's defaults vs
+#      PGTune's output alone (the onprem.datastores.pg_tune filter for the same memory plan)
+#   3. redis-benchmark SET/GET through TLS with the application's ACL user on a cluster primary vs a
+#      default redis-server (no TLS, no ACL) started for the bench on a spare port of the same host
+#   4. pgBackRest full backup and restore (into a scratch directory) vs a raw copy of the data
+#      directory on the same disk, in MB/s
+# The hosts are those of inventories/sandbox, run as their own containers (prefix onprem-bench-,
+# network onprem-bench, inventory .cache/bench/inventory with its own secrets and CA) so that a
+# running sandbox is left alone. Everything the bench changes is
+# put back (the converge is re-run at the end and must report 0 changed), and the containers are
+# removed at the end unless BENCH_KEEP=1.
+#
+# Environment (defaults in brackets):
+#   BENCH_KEEP=1             keep the bench containers afterwards [0]
+#   BENCH_FRESH=0            reuse kept bench containers: no fresh-converge figure [1]
+#   BENCH_STEPS              which parts to run ["converge pgbench redis backup recheck"]
+#   BENCH_PGBENCH_SCALE      pgbench scale factor, ~15 MB each [40]
+#   BENCH_PGBENCH_CLIENTS    clients of every run [8]
+#   BENCH_PGBENCH_SECONDS    length of every measured run [30]
+#   BENCH_PGBENCH_WARMUP     unmeasured run after each restart, seconds [10]
+#   BENCH_PGBENCH_RUNS       measured runs per configuration (interleaved) [3]
+#   BENCH_REDIS_REQUESTS     requests per redis-benchmark test [200000]
+#   BENCH_REDIS_CLIENTS      redis-benchmark clients [50]
+#   BENCH_REDIS_RUNS         runs per server and command (median kept) [3]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+KEEP=${BENCH_KEEP:-0}
+FRESH=${BENCH_FRESH:-1}
+STEPS=" ${BENCH_STEPS:-converge pgbench redis backup recheck} "
+PG_SCALE=${BENCH_PGBENCH_SCALE:-40}
+PG_CLIENTS=${BENCH_PGBENCH_CLIENTS:-8}
+PG_SECONDS=${BENCH_PGBENCH_SECONDS:-30}
+PG_WARMUP=${BENCH_PGBENCH_WARMUP:-10}
+PG_RUNS=${BENCH_PGBENCH_RUNS:-3}
+REDIS_REQUESTS=${BENCH_REDIS_REQUESTS:-200000}
+REDIS_CLIENTS=${BENCH_REDIS_CLIENTS:-50}
+REDIS_RUNS=${BENCH_REDIS_RUNS:-3}
+
+SOURCE_INV=inventories/sandbox
+WORK=.cache/bench
+INV=$WORK/inventory
+PREFIX=onprem-bench-
+APT_CACHE=${ONPREM_APT_CACHE:-/var/cache/onprem-datastores/apt-archives}
+STAMP=$(date +%Y%m%dT%H%M%S)
+REPORT=$WORK/$STAMP.txt
+ROWS=$WORK/$STAMP.rows
+SCRATCH=/var/tmp/onprem-bench          # inside the containers
+export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_CONFIG="$PWD/ansible.cfg"
+# scripts/sandbox.sh drives the containers, pointed at the bench's inventory, network and label.
+export ONPREM_SANDBOX_INV=$INV ONPREM_SANDBOX_NET=onprem-bench ONPREM_SANDBOX_PREFIX=$PREFIX \
+  ONPREM_SANDBOX_LABEL=org.onprem.bench=1 ONPREM_APT_CACHE=$APT_CACHE/bench
+
+log() { printf '%s bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+step() { [[ "$STEPS" == *" $1 "* ]]; }
+# row METRIC VALUE TARGET NOTE: one line of the final table.
+row() { printf '%s|%s|%s|%s\n' "$1" "$2" "$3" "$4" >>"$ROWS"; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# --- The bench inventory: the sandbox's hosts and group_vars under the bench's prefix -----------
+make_inventory() {
+  local f
+  mkdir -p "$INV"
+  sed 's/onprem-sbx-/'"$PREFIX"'/g' "$SOURCE_INV/hosts.yml" >"$INV/hosts.yml"
+  # The sandbox's group_vars (memory budgets, users), linked file by file: what git ignores there
+  # (generated secrets, vault password, CA) is the bench's own, generated beside the links.
+  find "$INV" -type l -delete
+  git ls-files --cached --others --exclude-standard -- "$SOURCE_INV/group_vars" | while read -r f; do
+    [ -e "$f" ] || continue
+    mkdir -p "$(dirname "$INV/${f#"$SOURCE_INV"/}")"
+    ln -s "$PWD/$f" "$INV/${f#"$SOURCE_INV"/}"
+  done
+}
+
+# Generated secrets are Vault-encrypted with the password file scripts/sandbox.sh creates beside
+# the inventory on its first run; the bench's own Ansible calls read them with it.
+vault_env() {
+  if [ -s "$INV/vault-password" ]; then export ANSIBLE_VAULT_PASSWORD_FILE=$PWD/$INV/vault-password; fi
+}
+
+# Facts about the inventory: PostgreSQL primary, a Redis host, their containers and settings.
+read_inventory() {
+  local out
+  vault_env
+  out=$(ansible-inventory -i "$INV/hosts.yml" --list 2>/dev/null | python3 -c '
+import json, sys
+inv = json.load(sys.stdin)
+hv = inv.get("_meta", {}).get("hostvars", {})
+def hosts(group):
+    g = inv.get(group, {})
+    return g.get("hosts", []) + [h for c in g.get("children", []) for h in hosts(c)]
+pg = hosts("postgresql")
+primary = [h for h in pg if hv[h].get("postgresql_replication_role") == "primary"] or pg[:1]
+redis = hosts("redis")
+if not primary or not redis:
+    sys.exit("the inventory needs a host in group postgresql and one in group redis")
+p, r = primary[0], redis[0]
+for h in (p, r):
+    if not str(hv[h].get("ansible_host", h)).startswith(sys.argv[1]):
+        sys.exit(f"{h}: ansible_host does not use the onprem-sbx- prefix of the sandbox inventory")
+pc, rc = hv[p].get("ansible_host", p), hv[r].get("ansible_host", r)
+print(f"PG_HOST={p} PG_C={pc} REDIS_HOST={r} REDIS_C={rc}")
+print("ALL_HOSTS=\"" + " ".join(sorted(hv)) + "\"")
+' "$PREFIX") || die "cannot read $INV"
+  eval "$out"
+}
+
+# Render variables with Ansible (group_vars templates, secrets) for one host: prints JSON.
+render() {
+  vault_env
+  ANSIBLE_LOAD_CALLBACK_PLUGINS=1 ANSIBLE_STDOUT_CALLBACK=json \
+    ansible -i "$INV/hosts.yml" "$1" -m ansible.builtin.debug -a "msg={{ $2 }}" 2>/dev/null |
+    python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["plays"][0]["tasks"][0]["hosts"][sys.argv[1]]["msg"]))' "$1"
+}
+# A role default, read from its defaults/main.yml (for values the inventory does not set).
+role_default() {
+  python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))[sys.argv[2]])' "roles/$1/defaults/main.yml" "$2"
+}
+json_get() { python3 -c 'import json, sys; v = json.loads(sys.argv[1]); print(v[sys.argv[2]])' "$1" "$2"; }
+
+# --- Converge ---------------------------------------------------------------------------------
+# converge NAME: run scripts/sandbox.sh up (containers + site.yml), log to $WORK/NAME.log;
+# sets CONVERGE_SECONDS and CONVERGE_CHANGED (sum of changed= in the play recap).
+converge() {
+  local log=$WORK/$1.log start
+  start=$(now)
+  if ! scripts/sandbox.sh up >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    die "converge $1 failed (log: $log)"
+  fi
+  CONVERGE_SECONDS=$(since "$start")
+  CONVERGE_CHANGED=$(awk '/^PLAY RECAP/ { r = 1; next }
+    r { for (i = 1; i <= NF; i++) if ($i ~ /^changed=/) { split($i, a, "="); s += a[2] } }
+    END { print s + 0 }' "$log")
+  log "converge $1: ${CONVERGE_SECONDS} s, changed=$CONVERGE_CHANGED"
+}
+
+# Seed the bench's apt archive caches from the sandbox's (same host names), so both start warm.
+seed_apt_cache() {
+  local h debs
+  for h in $ALL_HOSTS; do
+    mkdir -p "$APT_CACHE/bench/$h"
+    if [ -d "$APT_CACHE/$h" ]; then
+      find "$APT_CACHE/$h" -maxdepth 1 -name '*.deb' -exec cp -n -t "$APT_CACHE/bench/$h" {} +
+    fi
+  done
+  debs=$(find "$APT_CACHE/bench" -name '*.deb' | wc -l)
+  APT_NOTE="apt archive cache: $debs .deb files before the run"
+}
+
+step_converge() {
+  if [ "$FRESH" = 1 ]; then
+    seed_apt_cache
+    log "converging playbooks/site.yml on fresh containers ($ALL_HOSTS); log: $WORK/converge-fresh.log"
+    converge converge-fresh
+    row "site.yml converge, fresh containers" "${CONVERGE_SECONDS} s" "<= 360 s" \
+      "$(echo "$ALL_HOSTS" | wc -w) containers, incl. starting them; changed=$CONVERGE_CHANGED; $APT_NOTE"
+  else
+    row "site.yml converge, fresh containers" "skipped" "<= 360 s" "BENCH_FRESH=0: kept bench containers reused"
+  fi
+  log "no-op re-run of site.yml"
+  converge converge-noop
+  row "site.yml re-run (no-op)" "${CONVERGE_SECONDS} s" "<= 45 s" "changed=$CONVERGE_CHANGED (target 0)"
+}
+
+# --- pgbench: ours vs Debian's defaults vs PGTune ----------------------------------------------
+pg() { docker exec -u postgres "$PG_C" "$@"; }
+psql_pg() { pg psql -XAtq -d "${2:-postgres}" -c "$1"; }
+
+pg_paths() {
+  local version cluster
+  version=$(render "$PG_HOST" "postgresql_version | default($(role_default postgresql postgresql_version))")
+  cluster=$(render "$PG_HOST" "postgresql_cluster_name | default('$(role_default postgresql postgresql_cluster_name)')" | tr -d '"')
+  PG_BIN=/usr/lib/postgresql/$version/bin
+  PG_SERVICE=postgresql@$version-$cluster
+  PG_SETTINGS=/etc/postgresql/$version/$cluster/conf.d/10-onprem-datastores.conf
+  PG_SAVED=$SCRATCH/10-onprem-datastores.conf.ours
+  PG_VERSION=$version
+}
+
+# PGTune's settings alone for the inventory's memory plan, as a conf.d file.
+pgtune_conf() {
+  local expr plan
+  for v in postgresql_memory_mb postgresql_cpus; do
+    [ "$(render "$PG_HOST" "$v is defined")" = true ] || die "$v must be pinned in the inventory (containers see the whole host)"
+  done
+  plan="postgresql_memory_mb | int, postgresql_cpus | int, postgresql_workload | default('$(role_default postgresql postgresql_workload)'),
+        postgresql_storage | default('$(role_default postgresql postgresql_storage)'),
+        postgresql_max_connections | default($(role_default postgresql postgresql_max_connections)) | int"
+  PG_PLAN=$(render "$PG_HOST" "[$plan]" | python3 -c 'import json, sys; m, c, w, s, n = json.load(sys.stdin); print(f"{m} MB, {c} CPUs, {w}, {s}, {n} connections")')
+  expr="postgresql_memory_mb | int | onprem.datastores.pg_tune(postgresql_cpus | int,
+        workload=postgresql_workload | default('$(role_default postgresql postgresql_workload)'),
+        storage=postgresql_storage | default('$(role_default postgresql postgresql_storage)'),
+        max_connections=postgresql_max_connections | default($(role_default postgresql postgresql_max_connections)) | int,
+        pg_version=$PG_VERSION)"
+  render "$PG_HOST" "$expr" | python3 -c '
+import json, sys
+print("# PGTune (onprem.datastores.pg_tune) alone, written by scripts/bench.sh for one comparison.")
+for k, v in sorted(json.load(sys.stdin).items()):
+    if isinstance(v, bool):
+        v = "on" if v else "off"
+    elif isinstance(v, str):
+        v = "\x27" + v.replace("\x27", "\x27\x27") + "\x27"
+    print(f"{k} = {v}")'
+}
+
+pg_wait() {
+  for _ in $(seq 1 60); do
+    pg "$PG_BIN/pg_isready" -q && psql_pg 'SELECT 1' >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  die "PostgreSQL on $PG_HOST did not come back (see /var/log/postgresql in $PG_C)"
+}
+
+# pg_use ours|default|pgtune: put that configuration in place and restart.
+pg_use() {
+  case $1 in
+    ours) docker exec "$PG_C" cp -p "$PG_SAVED" "$PG_SETTINGS" ;;
+    default) docker exec "$PG_C" rm -f "$PG_SETTINGS" ;;
+    pgtune)
+      docker exec -i "$PG_C" sh -c "cat >'$PG_SETTINGS' && chown postgres:postgres '$PG_SETTINGS' && chmod 0644 '$PG_SETTINGS'" <"$WORK/pgtune.conf" ;;
+  esac
+  docker exec "$PG_C" systemctl restart "$PG_SERVICE"
+  pg_wait
+}
+
+pg_restore_ours() {
+  # Back to the converged file (same content, owner and mode) if the bench moved it.
+  if docker exec "$PG_C" test -f "$PG_SAVED" 2>/dev/null; then
+    if ! docker exec "$PG_C" cmp -s "$PG_SAVED" "$PG_SETTINGS"; then
+      log "restoring our PostgreSQL settings"
+      pg_use ours
+    fi
+  fi
+}
+
+declare -A PG_MED=() PG_RANGE=()
+
+pgbench_tps() {  # pgbench_tps SECONDS: one run of the default TPC-B-like script; prints its TPS
+  psql_pg CHECKPOINT >/dev/null
+  pg "$PG_BIN/pgbench" -c "$PG_CLIENTS" -j 2 -T "$1" bench 2>&1 |
+    awk '/^tps = / { print $3; found = 1 } END { if (!found) exit 1 }'
+}
+
+step_pgbench() {
+  local start size r v tps
+  declare -A TPS=() SB=()
+  pg_paths
+  pgtune_conf >"$WORK/pgtune.conf"
+  docker exec "$PG_C" install -d -m 0700 "$SCRATCH"
+  docker exec "$PG_C" cp -p "$PG_SETTINGS" "$PG_SAVED"
+  log "pgbench: initialising scale $PG_SCALE in database bench on $PG_HOST (our settings)"
+  psql_pg 'DROP DATABASE IF EXISTS bench' >/dev/null 2>&1
+  psql_pg 'CREATE DATABASE bench' >/dev/null
+  start=$(now)
+  pg "$PG_BIN/pgbench" -i -q -s "$PG_SCALE" bench >"$WORK/pgbench-init.log" 2>&1 || { cat "$WORK/pgbench-init.log" >&2; die "pgbench -i failed"; }
+  PG_INIT_SECONDS=$(since "$start")
+  size=$(psql_pg "SELECT pg_database_size('bench') / 1048576")
+  row "pgbench data set" "${size} MB" "> 128 MB" "scale $PG_SCALE, loaded in ${PG_INIT_SECONDS} s; Debian's shared_buffers is 128MB"
+  for r in $(seq 1 "$PG_RUNS"); do
+    for v in ours default pgtune; do
+      pg_use "$v"
+      SB[$v]=$(psql_pg 'SHOW shared_buffers')
+      pg "$PG_BIN/pgbench" -c "$PG_CLIENTS" -j 2 -T "$PG_WARMUP" bench >/dev/null 2>&1
+      tps=$(pgbench_tps "$PG_SECONDS") || die "pgbench run failed ($v)"
+      TPS[$v]="${TPS[$v]:-} $tps"
+      log "pgbench run $r/$PG_RUNS $v (shared_buffers ${SB[$v]}): $tps tps"
+    done
+  done
+  pg_use ours
+  for v in ours default pgtune; do
+    PG_MED[$v]=$(echo "${TPS[$v]}" | median)
+    PG_RANGE[$v]=$(echo "${TPS[$v]}" | tr ' ' '\n' | grep . | sort -g | awk 'NR == 1 { a = $1 } { b = $1 } END { printf "%.0f-%.0f", a, b }')
+  done
+  row "pgbench TPS, our tuning" "$(calc %.0f "${PG_MED[ours]}")" "" \
+    "median of $PG_RUNS (${PG_RANGE[ours]}); conf.d as converged; shared_buffers ${SB[ours]}"
+  row "pgbench TPS, Debian default" "$(calc %.0f "${PG_MED[default]}")" "" \
+    "median of $PG_RUNS (${PG_RANGE[default]}); our conf.d file moved aside; shared_buffers ${SB[default]}"
+  row "pgbench TPS, PGTune" "$(calc %.0f "${PG_MED[pgtune]}")" "" \
+    "median of $PG_RUNS (${PG_RANGE[pgtune]}); pg_tune output alone; shared_buffers ${SB[pgtune]}"
+  row "pgbench ratio ours / default" "$(calc %.2f "${PG_MED[ours]} / ${PG_MED[default]}")" ">= 1.2" ""
+  row "pgbench ratio ours / PGTune" "$(calc %.2f "${PG_MED[ours]} / ${PG_MED[pgtune]}")" ">= 1.0" ""
+}
+
+# --- redis-benchmark: a TLS cluster primary with the ACL user vs a default redis-server ---------
+REDIS_SPARE_PORT=6399
+REDIS_VALUE=$(head -c 256 /dev/zero | tr '\0' v)
+
+rx() { docker exec "$REDIS_C" "$@"; }
+
+redis_stop_default() {
+  rx sh -c "redis-cli -p $REDIS_SPARE_PORT shutdown nosave >/dev/null 2>&1; rm -rf $SCRATCH" || true
+}
+
+# redis_rps SET|GET CONNECTION-OPTIONS...: one redis-benchmark run of that command on keys
+# ai:{tag}:<random> (the application user's key pattern; the tag pins them to one primary's slots).
+redis_rps() {
+  local cmd=$1 key="ai:{$REDIS_TAG}:__rand_int__"
+  shift
+  if [ "$cmd" = SET ]; then set -- "$@" SET "$key" "$REDIS_VALUE"; else set -- "$@" GET "$key"; fi
+  rx redis-benchmark -c "$REDIS_CLIENTS" -n "$REDIS_REQUESTS" -r 100000 --csv "$@" 2>&1 |
+    awk -F'","' 'NR > 1 && $2 ~ /^[0-9.]+$/ { print $2; found = 1 } END { if (!found) exit 1 }'
+}
+
+# The first hash tag b<N> whose slot (CRC16/XMODEM mod 16384) is in the given slot ranges.
+redis_tag_for() {
+  python3 - "$@" <<'EOF'
+import sys
+ranges = [tuple(int(x) for x in (r.split("-") * 2)[:2]) for r in sys.argv[1:] if not r.startswith("[")]
+def slot(key: bytes) -> int:
+    crc = 0
+    for b in key:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc % 16384
+print(next(f"b{i}" for i in range(100000) if any(lo <= slot(f"b{i}".encode()) <= hi for lo, hi in ranges)))
+EOF
+}
+
+step_redis() {
+  local json user pass base tls_dir ip node port r v cmd out
+  local -a tls ours plain
+  declare -A RPS=()
+  json=$(render "$REDIS_HOST" "{'user': redis_users[0].name, 'password': redis_users[0].password,
+    'admin': redis_admin_user | default('$(role_default redis redis_admin_user)'), 'admin_password': redis_admin_password,
+    'port': redis_base_port | default($(role_default redis redis_base_port)),
+    'tls_dir': redis_tls_dir | default('$(role_default redis redis_tls_dir)')}")
+  user=$(json_get "$json" user)
+  pass=$(json_get "$json" password)
+  base=$(json_get "$json" port)
+  tls_dir=$(json_get "$json" tls_dir)
+  tls=(--tls --cacert "$tls_dir/ca.crt" -h 127.0.0.1)
+  # A primary on this host, and its slots, from CLUSTER NODES (as the administrator).
+  ip=$(docker inspect -f '{{ (index .NetworkSettings.Networks "onprem-bench").IPAddress }}' "$REDIS_C")
+  node=$(rx redis-cli "${tls[@]}" -p "$base" --user "$(json_get "$json" admin)" -a "$(json_get "$json" admin_password)" \
+           --no-auth-warning cluster nodes | awk -v ip="$ip" '$3 ~ /master/ && index($2, ip ":") == 1 { print; exit }')
+  [ -n "$node" ] || die "no cluster primary found on $REDIS_HOST ($ip)"
+  port=$(echo "$node" | awk '{ split($2, a, "[:@]"); print a[2] }')
+  # shellcheck disable=SC2046  # the slot ranges are words
+  REDIS_TAG=$(redis_tag_for $(echo "$node" | cut -d' ' -f9-))
+  ours=("${tls[@]}" -p "$port" --user "$user" -a "$pass")
+  plain=(-h 127.0.0.1 -p "$REDIS_SPARE_PORT")
+  log "redis: primary $REDIS_HOST:$port (TLS, ACL user $user, keys ai:{$REDIS_TAG}:*) vs redis-server on port $REDIS_SPARE_PORT"
+  rx install -d -o redis -g redis "$SCRATCH/redis"
+  docker exec -u redis "$REDIS_C" redis-server --port "$REDIS_SPARE_PORT" --bind 127.0.0.1 --daemonize yes \
+    --dir "$SCRATCH/redis" --logfile "$SCRATCH/redis/redis.log" --pidfile "$SCRATCH/redis/redis.pid" >/dev/null
+  for _ in $(seq 1 50); do rx redis-cli "${plain[@]}" ping >/dev/null 2>&1 && break; sleep 0.2; done
+  for r in $(seq 1 "$REDIS_RUNS"); do
+    for cmd in SET GET; do
+      for v in ours plain; do
+        if [ "$v" = ours ]; then out=$(redis_rps "$cmd" "${ours[@]}") || die "redis-benchmark $cmd failed on the cluster primary"
+        else out=$(redis_rps "$cmd" "${plain[@]}") || die "redis-benchmark $cmd failed on the default redis-server"; fi
+        RPS[$v$cmd]="${RPS[$v$cmd]:-} $out"
+        log "redis run $r/$REDIS_RUNS $cmd $v: $out ops/s"
+      done
+    done
+  done
+  redis_stop_default
+  # Remove the bench's keys from the cluster.
+  rx sh -c 'redis-cli "$@" --no-auth-warning --scan --pattern "ai:{'"$REDIS_TAG"'}:*" | xargs -r -n 500 redis-cli "$@" --no-auth-warning unlink >/dev/null' \
+    sh "${ours[@]}"
+  for cmd in SET GET; do
+    local a b
+    a=$(echo "${RPS[ours$cmd]}" | median)
+    b=$(echo "${RPS[plain$cmd]}" | median)
+    row "redis $cmd ops/s, cluster primary (TLS, ACL)" "$(calc %.0f "$a")" "" \
+      "median of $REDIS_RUNS; $REDIS_CLIENTS clients, $REDIS_REQUESTS requests, ${#REDIS_VALUE}-byte values"
+    row "redis $cmd ops/s, default redis-server" "$(calc %.0f "$b")" "" "same host, no TLS, no ACL, Debian's defaults"
+    row "redis $cmd ratio cluster / default" "$(calc %.2f "$a / $b")" "" "the cost of TLS, ACL, replication and AKE notifications"
+  done
+}
+
+# --- Backup and restore throughput --------------------------------------------------------------
+# Each figure divides the same size (the data directory as pgBackRest counts it) by the time.
+step_backup() {
+  local data start info label size_mb repo_mb copy_s backup_s restore_s rc
+  [ -n "${PG_BIN:-}" ] || pg_paths
+  data=$(psql_pg 'SHOW data_directory')
+  docker exec "$PG_C" install -d -m 0700 -o postgres -g postgres "$SCRATCH"
+  log "backup: raw copy of $data (tar to the same disk, then sync)"
+  docker exec "$PG_C" rm -rf "$SCRATCH/copy"
+  start=$(now)
+  rc=0
+  docker exec "$PG_C" sh -c "mkdir -p '$SCRATCH/copy' && tar -C '$data' --exclude=./pg_wal -cf - . | tar -C '$SCRATCH/copy' -xf - && sync -f '$SCRATCH/copy'" || rc=$?
+  copy_s=$(since "$start")
+  [ "$rc" = 0 ] || die "raw copy failed"
+  log "backup: pgBackRest full backup (pgbackrest-backup full, as the timer runs it)"
+  start=$(now)
+  pg /usr/local/sbin/pgbackrest-backup full >"$WORK/pgbackrest-backup.log" 2>&1 || { tail -20 "$WORK/pgbackrest-backup.log" >&2; die "backup failed"; }
+  backup_s=$(since "$start")
+  info=$(pg pgbackrest --stanza=main --output=json info)
+  label=$(echo "$info" | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["backup"][-1]["label"])')
+  size_mb=$(echo "$info" | python3 -c 'import json, sys; print(round(json.load(sys.stdin)[0]["backup"][-1]["info"]["size"] / 1048576))')
+  repo_mb=$(echo "$info" | python3 -c 'import json, sys; print(round(json.load(sys.stdin)[0]["backup"][-1]["info"]["repository"]["delta"] / 1048576))')
+  log "backup: restore of $label into $SCRATCH/restore"
+  docker exec "$PG_C" rm -rf "$SCRATCH/restore"
+  docker exec "$PG_C" install -d -m 0700 -o postgres -g postgres "$SCRATCH/restore"
+  start=$(now)
+  pg sh -c "pgbackrest --stanza=main --pg1-path='$SCRATCH/restore' --set='$label' --type=immediate --target-action=promote \
+    --archive-mode=off --log-level-console=warn restore && sync -f '$SCRATCH/restore'" >"$WORK/pgbackrest-restore.log" 2>&1 ||
+    { tail -20 "$WORK/pgbackrest-restore.log" >&2; die "restore failed"; }
+  restore_s=$(since "$start")
+  docker exec "$PG_C" rm -rf "$SCRATCH/copy" "$SCRATCH/restore"
+  local copy_rate backup_rate restore_rate
+  copy_rate=$(calc %.1f "$size_mb / $copy_s")
+  backup_rate=$(calc %.1f "$size_mb / $backup_s")
+  restore_rate=$(calc %.1f "$size_mb / $restore_s")
+  row "raw copy of the data directory" "$copy_rate MB/s" "" "${size_mb} MB in ${copy_s} s (tar to tar, pg_wal excluded, then sync)"
+  row "pgBackRest full backup" "$backup_rate MB/s" "" "${size_mb} MB in ${backup_s} s; ${repo_mb} MB in the repository (zst, aes-256-cbc)"
+  row "pgBackRest restore" "$restore_rate MB/s" "" "${restore_s} s into a scratch directory, live cluster untouched"
+  row "backup ratio pgBackRest / raw copy" "$(calc %.2f "$backup_rate / $copy_rate")" "" ""
+  row "restore ratio pgBackRest / raw copy" "$(calc %.2f "$restore_rate / $copy_rate")" "" ""
+}
+
+# --- Clean up, always ---------------------------------------------------------------------------
+# shellcheck disable=SC2317  # run by the EXIT trap
+cleanup() {
+  local rc=$?
+  set +e
+  if [ -n "${PG_C:-}" ] && [ -n "${PG_SAVED:-}" ] && docker container inspect "$PG_C" >/dev/null 2>&1; then
+    pg_restore_ours
+    psql_pg 'DROP DATABASE IF EXISTS bench' >/dev/null 2>&1
+    docker exec "$PG_C" rm -rf "$SCRATCH"
+  fi
+  if [ -n "${REDIS_C:-}" ] && docker container inspect "$REDIS_C" >/dev/null 2>&1; then
+    redis_stop_default
+  fi
+  if [ "$KEEP" = 1 ]; then
+    log "containers kept (BENCH_KEEP=1): ${PREFIX}*; remove them with: ONPREM_SANDBOX_LABEL=org.onprem.bench=1 ONPREM_SANDBOX_NET=onprem-bench scripts/sandbox.sh down"
+  else
+    log "removing the bench containers"
+    scripts/sandbox.sh down >/dev/null
+  fi
+  exit "$rc"
+}
+
+# --- The table -----------------------------------------------------------------------------------
+report() {
+  local load=$1 cores=$2 mem=$3 others=$4 dirty=""
+  git diff --quiet HEAD -- 2>/dev/null || dirty=" (with uncommitted changes)"
+  {
+    echo "onprem.datastores benchmark, $(date '+%Y-%m-%d %H:%M %Z'), commit $(git rev-parse --short HEAD)$dirty"
+    echo "machine: $cores cores, $mem RAM, load average at start $load, $others other containers running at start"
+    echo "hosts: $ALL_HOSTS (containers ${PREFIX}*; each sees the whole machine, budgets from $SOURCE_INV/group_vars)"
+    if step pgbench; then
+      echo "PostgreSQL memory plan for our tuning and for PGTune alike: ${PG_PLAN:-?}"
+      echo "pgbench: TPC-B-like, scale $PG_SCALE, $PG_CLIENTS clients, 2 threads, ${PG_SECONDS} s runs after a ${PG_WARMUP} s warm-up," \
+        "$PG_RUNS runs per configuration interleaved, a restart and a CHECKPOINT before each; WAL archiving on in all three"
+    fi
+    echo
+    awk -F'|' 'BEGIN { h[1] = "metric"; h[2] = "value"; h[3] = "target"; h[4] = "note" }
+      { n++; for (i = 1; i <= 4; i++) { c[n, i] = $i; if (length($i) > w[i]) w[i] = length($i) } }
+      END {
+        for (i = 1; i <= 3; i++) if (length(h[i]) > w[i]) w[i] = length(h[i])
+        fmt = "%-" w[1] "s | %-" w[2] "s | %-" w[3] "s | %s\n"
+        printf fmt, h[1], h[2], h[3], h[4]
+        printf "%s-|-%s-|-%s-|-%s\n", sep(w[1]), sep(w[2]), sep(w[3]), sep(4)
+        for (r = 1; r <= n; r++) printf fmt, c[r, 1], c[r, 2], c[r, 3], c[r, 4]
+      }
+      function sep(k,   s) { s = ""; while (k-- > 0) s = s "-"; return s }' "$ROWS"
+    echo
+    echo "whole bench: $(since "$BENCH_START") s; logs in $WORK/"
+  } | tee "$REPORT"
+  rm -f "$ROWS"
+  log "table written to $REPORT"
+}
+
+main() {
+  mkdir -p "$WORK"
+  : >"$ROWS"
+  BENCH_START=$(now)
+  local load cores mem others
+  load=$(cut -d' ' -f1-3 /proc/loadavg)
+  cores=$(nproc)
+  mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+  others=$(docker ps --format '{{.Names}}' | grep -vc "^$PREFIX" || true)
+  if step converge && [ "$FRESH" = 1 ]; then
+    log "removing earlier bench containers and the bench inventory's secrets and CA"
+    scripts/sandbox.sh down >/dev/null
+    rm -rf "$INV"
+  fi
+  make_inventory
+  read_inventory
+  trap cleanup EXIT
+  if step converge; then step_converge; fi
+  if step pgbench; then step_pgbench; fi
+  if step redis; then step_redis; fi
+  if step backup; then step_backup; fi
+  if [ -n "${PG_SAVED:-}" ]; then pg_restore_ours; fi
+  psql_pg 'DROP DATABASE IF EXISTS bench' >/dev/null 2>&1
+  if step recheck; then
+    log "final re-run of site.yml: the hosts must be as the bench found them"
+    converge converge-after
+    row "site.yml re-run after the bench" "${CONVERGE_SECONDS} s" "changed=0" "changed=$CONVERGE_CHANGED"
+  fi
+  report "$load" "$cores" "$mem" "$others"
+}
+
+# One line: bash has read the whole file before it runs main, so editing it during a run is safe.
+main "$@"; exit
