@@ -259,7 +259,7 @@ step_pgbench() {
   docker exec "$PG_C" install -d -m 0700 "$SCRATCH"
   docker exec "$PG_C" cp -p "$PG_SETTINGS" "$PG_SAVED"
   log "pgbench: initialising scale $PG_SCALE in database bench on $PG_HOST (our settings)"
-  psql_pg 'DROP DATABASE IF EXISTS bench' >/dev/null 2>&1
+  psql_pg 'DROP DATABASE IF EXISTS bench WITH (FORCE)' >/dev/null 2>&1
   psql_pg 'CREATE DATABASE bench' >/dev/null
   start=$(now)
   pg "$PG_BIN/pgbench" -i -q -s "$PG_SCALE" bench >"$WORK/pgbench-init.log" 2>&1 || { cat "$WORK/pgbench-init.log" >&2; die "pgbench -i failed"; }
@@ -429,7 +429,7 @@ cleanup() {
   set +e
   if [ -n "${PG_C:-}" ] && [ -n "${PG_SAVED:-}" ] && docker container inspect "$PG_C" >/dev/null 2>&1; then
     pg_restore_ours
-    psql_pg 'DROP DATABASE IF EXISTS bench' >/dev/null 2>&1
+    psql_pg 'DROP DATABASE IF EXISTS bench WITH (FORCE)' >/dev/null 2>&1
     docker exec "$PG_C" rm -rf "$SCRATCH"
   fi
   if [ -n "${REDIS_C:-}" ] && docker container inspect "$REDIS_C" >/dev/null 2>&1; then
@@ -492,12 +492,15 @@ main() {
   make_inventory
   read_inventory
   trap cleanup EXIT
+  set -E
+  trap 'log "ERROR: line $LINENO: \"$BASH_COMMAND\" failed"' ERR
   if step converge; then step_converge; fi
   if step pgbench; then step_pgbench; fi
   if step redis; then step_redis; fi
   if step backup; then step_backup; fi
   if [ -n "${PG_SAVED:-}" ]; then pg_restore_ours; fi
-  psql_pg 'DROP DATABASE IF EXISTS bench' >/dev/null 2>&1
+  # FORCE: ends other sessions still in it (e.g. the PostgreSQL exporter's).
+  psql_pg 'DROP DATABASE IF EXISTS bench WITH (FORCE)' >/dev/null
   if step recheck; then
     log "final re-run of site.yml: the hosts must be as the bench found them"
     converge converge-after
