@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 # Molecule scenarios, in the order `make test` runs them (cheapest first).
-SCENARIOS ?= baseline postgresql backup schema redis_cluster monitoring
+SCENARIOS ?= baseline postgresql replication backup schema redis_cluster site
 SCENARIO  ?= baseline
 
 .PHONY: help

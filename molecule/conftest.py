@@ -45,6 +45,18 @@ def ansible_playbook() -> PlaybookRun:
     return PlaybookRun()
 
 
+def changed_tasks(output: str) -> list[str]:
+    """'TASK name: changed: [host]' for every task an ansible-playbook run reported as changed,
+    to show in an assertion's message what a run that should change nothing changed."""
+    found, task = [], ""
+    for line in output.splitlines():
+        if line.startswith(("TASK [", "RUNNING HANDLER [")):
+            task = line.rstrip("* ").strip()
+        elif line.startswith("changed: ["):
+            found.append("%s: %s" % (task, line.split(" =>")[0]))
+    return found
+
+
 def recap_changed(output: str) -> int:
     """Sum of changed=N over the PLAY RECAP lines of an ansible-playbook run."""
     total = 0
