@@ -15,6 +15,13 @@ from pathlib import Path
 
 import pytest
 
+# A scenario whose inventory holds Vault-encrypted generated secrets (scenario site) keeps a
+# test-only Vault password beside molecule.yml; testinfra and re-run playbooks need it to read
+# the inventory, as molecule's own runs do (provisioner env).
+_VAULT_PASSWORD = Path(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", "/nonexistent")) / "vault-password-for-tests"
+if _VAULT_PASSWORD.is_file():
+    os.environ.setdefault("ANSIBLE_VAULT_PASSWORD_FILE", str(_VAULT_PASSWORD))
+
 
 class PlaybookRun:
     def __init__(self) -> None:
@@ -64,3 +71,14 @@ def recap_changed(output: str) -> int:
         if " changed=" in line and " ok=" in line:
             total += int(line.split(" changed=")[1].split()[0])
     return total
+
+
+@pytest.fixture(scope="session")
+def generated_secrets() -> dict:
+    """The secrets role's Vault-encrypted file of this scenario's inventory, decrypted with the
+    scenario's ANSIBLE_VAULT_PASSWORD_FILE (as an operator reads it: ansible-vault view)."""
+    import yaml
+
+    path = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent / "group_vars" / "all" / "vault_generated.yml"
+    out = subprocess.run(["ansible-vault", "view", str(path)], capture_output=True, text=True, check=True)
+    return yaml.safe_load(out.stdout)
