@@ -66,6 +66,11 @@ def playbook(ansible_playbook, name: str, extra_vars: dict):
     return run, " ".join((run.stdout + run.stderr).split())
 
 
+def playbook_check(ansible_playbook, name: str, extra_vars: dict):
+    run = ansible_playbook("../../playbooks/" + name, extra_vars, check=True)
+    return run, " ".join((run.stdout + run.stderr).split())
+
+
 # --- The healthy cluster ---------------------------------------------------------------
 
 
@@ -166,6 +171,15 @@ def test_the_primary_itself_is_not_promoted(ansible_playbook):
     assert run.returncode != 0
     assert "pg1 is already the primary of the inventory" in out
     assert recap_changed(run.stdout) == 0
+
+
+def test_a_check_run_of_promote_changes_nothing(hosts, ansible_playbook):
+    run, out = playbook_check(ansible_playbook, "promote.yml", {"promote_target": "pg2"})
+    assert run.returncode == 0, out[-3000:]
+    assert "Check mode: pg2 can be promoted. A real run fences pg1 (stop, mask), promotes pg2 and re-points pg3" in out
+    assert recap_changed(run.stdout) == 0, changed_tasks(run.stdout)
+    assert sql(hosts["pg1"], "SELECT pg_is_in_recovery()") == "f"
+    assert sql(hosts["pg2"], "SELECT pg_is_in_recovery()") == "t"
 
 
 def test_another_clusters_data_directory_is_refused_then_recloned_only_when_asked(hosts, ansible_playbook):
