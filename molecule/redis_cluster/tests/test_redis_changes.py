@@ -4,11 +4,15 @@ Runs first (pytest takes files alphabetically): every test here puts the setting
 test_redis_cluster.py (maxmemory-policy, cluster state) would see anything left behind.
 
 A runtime setting changes with CONFIG SET: same processes, new value in memory and on disk.
+A restart-only setting goes through the rolling play: one instance at a time, a primary only
+after its replica took over, the cluster ok and every key readable throughout.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from datetime import datetime
 
 import pytest
 import testinfra
@@ -20,7 +24,11 @@ INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 HOSTS = ["redis-1", "redis-2", "redis-3"]
 # redis_maxmemory_policy (default allkeys-lru): applied with CONFIG SET.
 CHANGED_POLICY = "allkeys-lfu"
+# redis_tcp_backlog (default 511): in redis-<port>.conf, needs a restart.
+CHANGED_BACKLOG = 1023
+# Redis log line: "<pid>:<role> 27 Jan 2021 11:51:38.304 * message"; role M primary, S replica.
 CLI_ADMIN = "redis-cli --tls --cacert {} --user admin --no-auth-warning".format(CA)
+LOG_LINE = re.compile(r"^\d+:([MSCX]) (\d+ \w+ \d{4} [\d:.]+) [.*#-] (.*)$")
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +40,11 @@ def hosts():
 def admin(hosts):
     password = hosts["redis-1"].ansible.get_variables()["redis_admin_password"]
     return "env REDISCLI_AUTH={} {}".format(_q(password), CLI_ADMIN)
+
+
+@pytest.fixture(scope="module")
+def addresses(hosts):
+    return {name: host.check_output("hostname -I").split()[0] for name, host in hosts.items()}
 
 
 def state(hosts, admin) -> dict:
@@ -67,6 +80,22 @@ def restarted(before: dict, after: dict) -> list:
     return sorted(node for node in after if after[node]["run_id"] != before[node]["run_id"])
 
 
+def new_log_lines(hosts, before: dict) -> dict:
+    """(host, port) -> the Redis log lines written since `before` was read."""
+    lines = {}
+    for (name, port), values in before.items():
+        text = hosts[name].check_output("tail -n +%s /var/log/redis/redis-server-%s.log",
+                                        str(int(values["log_lines"]) + 1), str(port))
+        lines[(name, port)] = text.splitlines()
+    return lines
+
+
+def replies(output: str) -> list:
+    """redis-cli -c's replies, without the "-> Redirected to slot ..." lines it prints when it
+    follows a MOVED."""
+    return [line.strip() for line in output.splitlines() if line.strip() and not line.startswith("-> Redirected")]
+
+
 def converge(ansible_playbook, extra_vars: dict | None = None):
     run = ansible_playbook("converge.yml", extra_vars)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
@@ -92,6 +121,81 @@ def test_runtime_setting_changes_in_place_and_on_disk(ansible_playbook, hosts, a
     assert restarted(before, state(hosts, admin)) == []
 
 
+PROBE = r"""
+# Every 0.2 s until /tmp/cluster-probe.stop exists: CLUSTER INFO from the first node that answers
+# (a different one first each round), then a write through the cluster to one of 16 slots.
+i=0
+while [ ! -e /tmp/cluster-probe.stop ]; do
+  n=$#; start=$((i % n)); answered=none; cluster=none
+  for k in $(seq 0 $((n - 1))); do
+    node=${@:$(((start + k) % n + 1)):1}
+    out=$(timeout 2 $CLI -h ${node%:*} -p ${node#*:} CLUSTER INFO 2>/dev/null | tr -d '\r' | sed -n 's/^cluster_state://p')
+    if [ -n "$out" ]; then answered=$node; cluster=$out; break; fi
+  done
+  # -c follows MOVED and prints "-> Redirected to slot ..." first: keep the reply alone.
+  write=$(timeout 5 $CLI -c -h ${answered%:*} -p ${answered#*:} SET "ai:probe:{$((i % 16))}" "$i" 2>&1 | tr -d '\r' | grep -v '^-> Redirected' | tr '\n' ' ' | sed 's/ $//')
+  echo "$(date +%s.%N) $answered cluster_state=$cluster write=$write"
+  i=$((i + 1)); sleep 0.2
+done
+"""
+
+
+def test_restart_only_setting_rolls_one_instance_at_a_time(ansible_playbook, hosts, admin, addresses):
+    probe_host = hosts["redis-1"]
+    keys = ["ai:roll:%d" % i for i in range(200)]
+    written = probe_host.run("printf 'SET %s v-%s\\n' {} | {} -c -h 127.0.0.1 -p 6380".format(
+        " ".join("{} {}".format(k, k) for k in keys), admin))
+    assert replies(written.stdout) == ["OK"] * len(keys), written.stdout[-500:]
+    before = state(hosts, admin)
+    assert {v["config-tcp-backlog"] for v in before.values()} == {"511"}
+    nodes = " ".join("{}:{}".format(addresses[name], port) for name, port in sorted(before))
+    probe_host.run("rm -f /tmp/cluster-probe.*; cat > /tmp/cluster-probe.sh <<'EOF'\n%sEOF" % PROBE)
+    password = probe_host.ansible.get_variables()["redis_admin_password"]
+    probe_host.run("(export REDISCLI_AUTH=%s CLI=%s; nohup bash /tmp/cluster-probe.sh %s < /dev/null > /tmp/cluster-probe.log 2>&1 &"
+                   " echo $! > /tmp/cluster-probe.pid)" % (_q(password), _q(CLI_ADMIN), nodes))
+    try:
+        run = converge(ansible_playbook, {"redis_maxmemory_policy": CHANGED_POLICY, "redis_tcp_backlog": CHANGED_BACKLOG})
+    finally:
+        probe_host.run("touch /tmp/cluster-probe.stop; while kill -0 $(cat /tmp/cluster-probe.pid) 2>/dev/null; do sleep 0.2; done")
+    after = state(hosts, admin)
+    probe = probe_host.file("/tmp/cluster-probe.log").content_string.splitlines()
+
+    # Every instance restarted, with the new setting; the runtime setting survived the restart.
+    assert restarted(before, after) == sorted(before), "not restarted: %s" % sorted(set(before) - set(restarted(before, after)))
+    for node, values in after.items():
+        assert values["config-tcp-backlog"] == str(CHANGED_BACKLOG), node
+        assert values["config-maxmemory-policy"] == CHANGED_POLICY, node
+        assert values["pending"] == "0", node
+        # Primaries end where they were (on their planned hosts), replicas under the same primaries.
+        assert values["role"] == before[node]["role"], node
+        assert values.get("master_host") == before[node].get("master_host"), node
+
+    # One at a time, each as a replica: a primary only after its replica took over.
+    windows = []
+    for node, lines in new_log_lines(hosts, before).items():
+        parsed = [m.groups() for m in map(LOG_LINE.match, lines) if m]
+        stops = [(role, when) for role, when, text in parsed if text.startswith("User requested shutdown")]
+        readies = [when for _, when, text in parsed if text.startswith("Ready to accept connections")]
+        assert len(stops) == 1 and len(readies) == 1, (node, lines[-20:])
+        assert stops[0][0] == "S", "{} stopped while primary (role {}) ".format(node, stops[0][0])
+        windows.append((_log_time(stops[0][1]), _log_time(readies[0]), node))
+    windows.sort()
+    for (_, end, node), (start, _, following) in zip(windows, windows[1:]):
+        assert end < start, "{} stopped before {} was back".format(following, node)
+
+    # The cluster took writes all along: a write reaches the slot's primary only while that
+    # primary sees the cluster ok. (A node that just started may say cluster_state=fail for a
+    # moment before it has heard from the others; the probe logs what it saw, for diagnosis.)
+    assert len(probe) >= 10, probe
+    bad = [line for line in probe if line.split()[1] == "none" or not line.endswith(" write=OK")]
+    assert bad == [], bad[:10]
+
+    read = probe_host.run("printf 'GET %s\\n' {} | {} -c -h 127.0.0.1 -p 6381".format(" ".join(keys), admin))
+    assert replies(read.stdout) == ["v-" + k for k in keys]
+    probe_host.run("printf 'DEL %s\\n' {} | {} -c -h 127.0.0.1 -p 6380 > /dev/null".format(
+        " ".join(keys + ["ai:probe:{%d}" % i for i in range(16)]), admin))
+
+
 def test_original_settings_come_back(ansible_playbook, hosts, admin):
     """The way back is one more run with the defaults (another rolling restart for tcp-backlog)."""
     before = state(hosts, admin)
@@ -106,3 +210,7 @@ def test_original_settings_come_back(ansible_playbook, hosts, admin):
         assert values["role"] == before[node]["role"], node
     if {v["config-tcp-backlog"] for v in before.values()} != {"511"}:
         assert restarted(before, after) == sorted(before)
+
+
+def _log_time(text: str) -> datetime:
+    return datetime.strptime(text, "%d %b %Y %H:%M:%S.%f")
