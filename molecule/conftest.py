@@ -34,7 +34,8 @@ class PlaybookRun:
         path = Path(playbook)
         if not path.is_absolute():
             path = self.scenario_dir / path
-        cmd = ["ansible-playbook", "-i", self.inventory, str(path)]
+        # --diff: a run that should have changed nothing shows what it changed (no_log tasks excepted).
+        cmd = ["ansible-playbook", "-i", self.inventory, str(path), "--diff"]
         if extra_vars:
             cmd += ["-e", json.dumps(extra_vars)]
         if check:
@@ -54,13 +55,18 @@ def ansible_playbook() -> PlaybookRun:
 
 def changed_tasks(output: str) -> list[str]:
     """'TASK name: changed: [host]' for every task an ansible-playbook run reported as changed,
-    to show in an assertion's message what a run that should change nothing changed."""
-    found, task = [], ""
+    followed by the --diff lines the run printed for it, to show in an assertion's message what a
+    run that should change nothing changed."""
+    found, task, diff = [], "", []
     for line in output.splitlines():
         if line.startswith(("TASK [", "RUNNING HANDLER [")):
-            task = line.rstrip("* ").strip()
+            task, diff = line.rstrip("* ").strip(), []
+        elif line.startswith(("--- ", "+++ ", "@@ ", "-", "+")):
+            diff.append(line)
         elif line.startswith("changed: ["):
             found.append("%s: %s" % (task, line.split(" =>")[0]))
+            found.extend("    " + d for d in diff[:40])
+            diff = []
     return found
 
 
