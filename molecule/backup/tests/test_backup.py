@@ -2,6 +2,9 @@
 back exactly the data of that moment, the verification job catches a broken backup, retention
 removes old backups, and a logical dump restores.
 
+The repository is on a dedicated host (backup-repo), reached from backup-pg through pgBackRest's
+TLS server: backups run there; archiving, restores, verification and dumps on backup-pg.
+
 The tests run in file order and build on each other (PITR changes the timeline, retention
 removes backups), like the steps of a restore drill.
 """
@@ -12,8 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
+import testinfra
 
 testinfra_hosts = ["backup-pg"]
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 DATA = "/var/lib/postgresql/15/main"
@@ -24,16 +29,26 @@ def psql(host, sql, db="appdb"):
     return host.check_output("runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -d %s -c %s", db, sql)
 
 
+@pytest.fixture(scope="module")
+def repo():
+    return testinfra.get_host(f"ansible://backup-repo?ansible_inventory={INVENTORY}")
+
+
 def pgbackrest(host, *args):
     return host.check_output("runuser -u postgres -- pgbackrest --stanza=main " + " ".join(args))
+
+
+def pgbackrest_repo(repo, *args):
+    return repo.check_output("runuser -u pgbackrest -- pgbackrest --stanza=main " + " ".join(args))
 
 
 def info(host):
     return json.loads(pgbackrest(host, "--output=json", "info"))[0]
 
 
-def backup(host, kind):
-    host.check_output("systemctl start pgbackrest-backup@%s.service", kind)
+def backup(host, repo, kind):
+    """A backup as the timer takes it: on the repository host."""
+    repo.check_output("systemctl start pgbackrest-backup@%s.service", kind)
     return info(host)["backup"][-1]
 
 
@@ -62,10 +77,38 @@ def test_archiving_goes_through_pgbackrest(host):
     assert psql(host, "SELECT failed_count FROM pg_stat_archiver", db="postgres") == "0"
 
 
-def test_archive_holds_the_wal_since_the_last_full_backup(host):
+def test_the_repository_is_on_the_repository_host_only(host, repo):
+    assert repo.file(f"{REPO}/archive/main/archive.info").exists
+    assert repo.file(f"{REPO}/backup/main/backup.info").exists
+    assert not host.file(f"{REPO}/archive").exists and not host.file(f"{REPO}/backup").exists
+    # the PostgreSQL server reads the repository through the repository host's TLS server
+    assert "repo1-host=backup-repo" in host.check_output("cat /etc/pgbackrest/pgbackrest.conf")
+    assert info(host)["status"]["message"] == "ok"
+
+
+def test_the_tls_server_lets_in_only_the_authorised_certificate_names(host, repo):
+    tls = "/etc/pgbackrest/tls"
+    # The way a refusal is told from a success below: backup-pg's own certificate is let in.
+    assert '"status":{"code":0' in pgbackrest(host, "--output=json", "info")
+    # The repository host's own certificate is from the same CA, but its name is not authorised
+    # on its own server (only backup-pg is): refused.
+    own = repo.run("runuser -u pgbackrest -- pgbackrest --stanza=main --repo1-host=backup-repo --repo1-host-type=tls"
+                   f" --repo1-host-ca-file={tls}/ca.crt --repo1-host-cert-file={tls}/pgbackrest.crt"
+                   f" --repo1-host-key-file={tls}/pgbackrest.key --output=json info")
+    assert own.rc != 0 or '"status":{"code":0' not in own.stdout, own.stdout
+    # A certificate that claims backup-pg's name but is not from the CA: refused.
+    host.check_output("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1"
+                      " -subj /CN=backup-pg -keyout /tmp/forged.key -out /tmp/forged.crt 2>/dev/null"
+                      " && chown postgres /tmp/forged.key /tmp/forged.crt")
+    forged = host.run("runuser -u postgres -- pgbackrest --stanza=main --repo1-host-cert-file=/tmp/forged.crt"
+                      " --repo1-host-key-file=/tmp/forged.key --output=json info")
+    assert forged.rc != 0 or '"status":{"code":0' not in forged.stdout, forged.stdout
+
+
+def test_archive_holds_the_wal_since_the_last_full_backup(host, repo):
     last = switch_and_wait_archived(host)
     full = [b for b in info(host)["backup"] if b["type"] == "full"][-1]
-    listing = pgbackrest(host, "repo-ls", "--recurse", "--output=text", "archive/main/15-1")
+    listing = pgbackrest_repo(repo, "repo-ls", "--recurse", "--output=text", "archive/main/15-1")
     archived = {line.rsplit("/", 1)[-1][:24] for line in listing.splitlines() if "-" in line.rsplit("/", 1)[-1]}
     segment, missing = full["archive"]["start"], []
     while segment <= last:
@@ -87,14 +130,19 @@ def test_status_command_reports_archiving_and_backup_age(host):
     assert status["repository"]["last_full"]["label"]
 
 
-def test_backup_timers_are_scheduled(host):
-    for timer in ("pgbackrest-full", "pgbackrest-diff", "pgbackrest-incr", "pgbackrest-verify", "pgbackrest-dump"):
-        assert host.service(f"{timer}.timer").is_enabled
-        assert host.service(f"{timer}.timer").is_running
-    assert host.check_output("systemctl show -p TimersCalendar --value pgbackrest-incr.timer").count("00/6:30:00") == 1
+def test_backup_timers_are_scheduled(host, repo):
+    # backups on the repository host; verification and dumps on the PostgreSQL server
+    for server, timers, absent in ((repo, ("full", "diff", "incr"), ("verify", "dump")),
+                                   (host, ("verify", "dump"), ("full", "diff", "incr"))):
+        for timer in timers:
+            assert server.service(f"pgbackrest-{timer}.timer").is_enabled
+            assert server.service(f"pgbackrest-{timer}.timer").is_running
+        for timer in absent:
+            assert not server.file(f"/etc/systemd/system/pgbackrest-{timer}.timer").exists
+    assert repo.check_output("systemctl show -p TimersCalendar --value pgbackrest-incr.timer").count("00/6:30:00") == 1
     # the shipped retention is time based: 35 days
-    assert "current: 35" in host.check_output("runuser -u postgres -- pgbackrest help backup repo-retention-full")
-    assert "current: time" in host.check_output("runuser -u postgres -- pgbackrest help backup repo-retention-full-type")
+    assert "current: 35" in repo.check_output("runuser -u pgbackrest -- pgbackrest help backup repo-retention-full")
+    assert "current: time" in repo.check_output("runuser -u pgbackrest -- pgbackrest help backup repo-retention-full-type")
 
 
 def test_restore_refuses_without_confirmation(host, ansible_playbook):
@@ -138,9 +186,9 @@ def test_archiving_continues_after_the_restore(host):
     assert json.loads(host.check_output("pgbackrest-status || true"))["archiver"]["failing"] is False
 
 
-def test_verification_job_restores_and_reports_its_time(host):
+def test_verification_job_restores_and_reports_its_time(host, repo):
     psql(host, "CREATE TABLE verify_me AS SELECT g AS id FROM generate_series(1, 500) g")
-    assert backup(host, "full")["type"] == "full"
+    assert backup(host, repo, "full")["type"] == "full"
     assert host.run("systemctl start pgbackrest-verify.service").rc == 0
     status = json.loads(host.file("/var/lib/pgbackrest-verify/status.json").content_string)
     assert status["result"] == "ok", status
@@ -149,14 +197,14 @@ def test_verification_job_restores_and_reports_its_time(host):
     assert [c["rows"] for c in status["checks"] if "rows" in c] == [500]
 
 
-def test_verification_job_fails_loudly_on_a_corrupted_backup(host):
+def test_verification_job_fails_loudly_on_a_corrupted_backup(host, repo):
     label = info(host)["backup"][-1]["label"]
-    victim = host.check_output(
+    victim = repo.check_output(
         "find %s/backup/main/%s/pg_data/base -type f -size +8k -printf '%%s %%p\\n' | sort -n | tail -1 | cut -d' ' -f2",
         REPO, label)
-    host.check_output("cp -p %s /tmp/victim.orig", victim)
+    repo.check_output("cp -p %s /tmp/victim.orig", victim)
     try:
-        host.check_output("dd if=/dev/urandom of=%s bs=1 count=256 seek=4096 conv=notrunc status=none", victim)
+        repo.check_output("dd if=/dev/urandom of=%s bs=1 count=256 seek=4096 conv=notrunc status=none", victim)
         run = host.run("systemctl start pgbackrest-verify.service")
         assert run.rc != 0
         status = json.loads(host.file("/var/lib/pgbackrest-verify/status.json").content_string)
@@ -166,20 +214,20 @@ def test_verification_job_fails_loudly_on_a_corrupted_backup(host):
         assert health.rc == 1
         assert any(p.startswith("verification") for p in json.loads(health.stdout)["problems"])
     finally:
-        host.check_output("cp -p /tmp/victim.orig %s", victim)
+        repo.check_output("cp -p /tmp/victim.orig %s", victim)
     assert host.run("systemctl start pgbackrest-verify.service").rc == 0
 
 
-def test_retention_expires_backups_older_than_the_window(host):
+def test_retention_expires_backups_older_than_the_window(host, repo):
     # The shipped window is 35 days (time based) and cannot pass in a test: the same expire
     # runs here with a window of one full backup.
-    first = backup(host, "full")
-    newest = backup(host, "full")
+    first = backup(host, repo, "full")
+    newest = backup(host, repo, "full")
     assert len([b for b in info(host)["backup"] if b["type"] == "full"]) >= 3
-    pgbackrest(host, "--repo1-retention-full-type=count", "--repo1-retention-full=1", "expire")
+    pgbackrest_repo(repo, "--repo1-retention-full-type=count", "--repo1-retention-full=1", "expire")
     kept = info(host)
     assert [b["label"] for b in kept["backup"]] == [newest["label"]]
-    assert first["label"] not in pgbackrest(host, "repo-ls", "backup/main")
+    assert first["label"] not in pgbackrest_repo(repo, "repo-ls", "backup/main")
     # WAL older than the oldest kept backup is gone with it; the WAL it needs is kept
     assert kept["archive"][0]["min"] == newest["archive"]["start"]
 
