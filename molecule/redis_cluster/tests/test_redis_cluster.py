@@ -6,6 +6,7 @@ import sys
 import time
 
 import pytest
+import testinfra
 import testinfra.utils.ansible_runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -167,3 +168,26 @@ def test_backup_four_times_keeps_three_valid_snapshots(host):
             assert host.run("redis-check-rdb /var/backups/redis/%s/%s", str(port), name).rc == 0
         snapshotted += 1
     assert snapshotted == 2
+
+
+BACKUP_HOST = "redis-3"
+SSH = ("ssh -i /etc/redis/backup-ssh/id_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes"
+       " -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/etc/redis/backup-ssh/known_hosts")
+
+
+def test_snapshots_are_mirrored_to_the_backup_host(host):
+    backup = testinfra.get_host("ansible://{}?ansible_inventory={}".format(BACKUP_HOST, os.environ["MOLECULE_INVENTORY_FILE"]))
+    name = host.backend.get_hostname()
+    listing = "cd {} && find . -name 'dump-*.rdb' -type f | sort | xargs -r sha256sum"
+    local = host.check_output(listing.format("/var/backups/redis"))
+    assert len(local.splitlines()) == 3 * 2, local  # the 2 replicas snapshotted on this host, 3 each
+    # The same files, byte for byte, in this host's directory on the backup host.
+    assert backup.check_output(listing.format("/var/backups/redis-copies/" + name)) == local
+
+
+def test_the_copy_key_only_writes_its_own_directory(host):
+    # No shell, no other command: only rrsync, write-only.
+    shell = host.run("runuser -u redis -- {} redis-backup@{} cat /etc/hostname".format(SSH, BACKUP_HOST))
+    assert shell.rc != 0 and BACKUP_HOST not in shell.stdout, shell.stdout
+    read = host.run("runuser -u redis -- rsync -a -e {} redis-backup@{}: /tmp/readback/".format(_q(SSH), BACKUP_HOST))
+    assert read.rc != 0 and "write-only" in read.stderr, read.stderr
