@@ -262,6 +262,8 @@ def test_logical_dump_restores_into_a_fresh_database(host):
         ({"pgbackrest_cipher_pass": ""}, "pgbackrest_cipher_pass"),
         ({"pgbackrest_compress_type": "gz"}, "pgbackrest_compress_type"),
         ({"pgbackrest_archive_timeout": 7200}, "pgbackrest_archive_timeout"),
+        # a repository host that is not a host of group backup
+        ({"pgbackrest_repo_host": "backup-pg"}, "pgbackrest_repo_host is backup-pg"),
     ],
 )
 def test_bad_input_fails_before_any_change(host, ansible_playbook, bad, variable):

@@ -191,3 +191,14 @@ def test_the_copy_key_only_writes_its_own_directory(host):
     assert shell.rc != 0 and BACKUP_HOST not in shell.stdout, shell.stdout
     read = host.run("runuser -u redis -- rsync -a -e {} redis-backup@{}: /tmp/readback/".format(_q(SSH), BACKUP_HOST))
     assert read.rc != 0 and "write-only" in read.stderr, read.stderr
+
+
+@pytest.mark.parametrize("bad", [{"redis_backup_host": "redis-9"},
+                                 {"redis_backup_host": "redis-3", "redis_backup_remote": "x@y:/z/"}])
+def test_a_wrong_backup_host_fails_before_any_change(ansible_playbook, bad):
+    host = testinfra.get_host("ansible://redis-1?ansible_inventory={}".format(os.environ["MOLECULE_INVENTORY_FILE"]))
+    before = host.file("/etc/redis/backup-ssh/known_hosts").md5sum
+    run = ansible_playbook("converge.yml", bad)
+    assert run.returncode != 0
+    assert "redis_backup_host is " + bad["redis_backup_host"] in run.stdout + run.stderr
+    assert host.file("/etc/redis/backup-ssh/known_hosts").md5sum == before
