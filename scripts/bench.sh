@@ -24,6 +24,10 @@
 #   BENCH_PGBENCH_SECONDS    length of every measured run [30]
 #   BENCH_PGBENCH_WARMUP     unmeasured run after each restart, seconds [10]
 #   BENCH_PGBENCH_RUNS       measured runs per configuration (interleaved) [3]
+#   BENCH_PGBENCH_VARIANTS   extra configurations to measure beside the three, to find what a
+#                            setting costs: space-separated BASE+name=value[+name=value...], BASE
+#                            one of ours, default, pgtune; e.g. "ours+wal_compression=off
+#                            default+wal_compression=lz4" (values as in postgresql.conf) []
 #   BENCH_REDIS_REQUESTS     requests per redis-benchmark test [200000]
 #   BENCH_REDIS_CLIENTS      redis-benchmark clients [50]
 #   BENCH_REDIS_RUNS         runs per server and command (median kept) [3]
@@ -38,6 +42,7 @@ PG_CLIENTS=${BENCH_PGBENCH_CLIENTS:-8}
 PG_SECONDS=${BENCH_PGBENCH_SECONDS:-30}
 PG_WARMUP=${BENCH_PGBENCH_WARMUP:-10}
 PG_RUNS=${BENCH_PGBENCH_RUNS:-3}
+PG_VARIANTS=${BENCH_PGBENCH_VARIANTS:-}
 REDIS_REQUESTS=${BENCH_REDIS_REQUESTS:-200000}
 REDIS_CLIENTS=${BENCH_REDIS_CLIENTS:-50}
 REDIS_RUNS=${BENCH_REDIS_RUNS:-3}
@@ -186,6 +191,7 @@ pg_paths() {
   PG_SERVICE=postgresql@$version-$cluster
   PG_SETTINGS=/etc/postgresql/$version/$cluster/conf.d/10-onprem-datastores.conf
   PG_SAVED=$SCRATCH/10-onprem-datastores.conf.ours
+  PG_VARIANT=/etc/postgresql/$version/$cluster/conf.d/11-bench-variant.conf
   PG_VERSION=$version
 }
 
@@ -223,14 +229,24 @@ pg_wait() {
   die "PostgreSQL on $PG_HOST did not come back (see /var/log/postgresql in $PG_C)"
 }
 
-# pg_use ours|default|pgtune: put that configuration in place and restart.
+# pg_use ours|default|pgtune[+name=value...]: put that configuration in place and restart. A
+# variant's settings go in a conf.d file read after ours, removed for every other configuration.
 pg_use() {
-  case $1 in
+  local base=${1%%+*} extra=""
+  [ "$base" = "$1" ] || extra=${1#*+}
+  case $base in
     ours) docker exec "$PG_C" cp -p "$PG_SAVED" "$PG_SETTINGS" ;;
     default) docker exec "$PG_C" rm -f "$PG_SETTINGS" ;;
     pgtune)
       docker exec -i "$PG_C" sh -c "cat >'$PG_SETTINGS' && chown postgres:postgres '$PG_SETTINGS' && chmod 0644 '$PG_SETTINGS'" <"$WORK/pgtune.conf" ;;
+    *) die "BENCH_PGBENCH_VARIANTS: '$1' must start with ours, default or pgtune" ;;
   esac
+  if [ -n "$extra" ]; then
+    echo "# scripts/bench.sh variant $1" | cat - <(echo "$extra" | tr '+' '\n' | sed 's/=/ = /') |
+      docker exec -i "$PG_C" sh -c "cat >'$PG_VARIANT' && chmod 0644 '$PG_VARIANT'"
+  else
+    docker exec "$PG_C" rm -f "$PG_VARIANT"
+  fi
   docker exec "$PG_C" systemctl restart "$PG_SERVICE"
   pg_wait
 }
@@ -238,7 +254,7 @@ pg_use() {
 pg_restore_ours() {
   # Back to the converged file (same content, owner and mode) if the bench moved it.
   if docker exec "$PG_C" test -f "$PG_SAVED" 2>/dev/null; then
-    if ! docker exec "$PG_C" cmp -s "$PG_SAVED" "$PG_SETTINGS"; then
+    if ! docker exec "$PG_C" cmp -s "$PG_SAVED" "$PG_SETTINGS" || docker exec "$PG_C" test -e "$PG_VARIANT"; then
       log "restoring our PostgreSQL settings"
       pg_use ours
     fi
@@ -269,7 +285,7 @@ step_pgbench() {
   size=$(psql_pg "SELECT pg_database_size('bench') / 1048576")
   row "pgbench data set" "${size} MB" "> 128 MB" "scale $PG_SCALE, loaded in ${PG_INIT_SECONDS} s; Debian's shared_buffers is 128MB"
   for r in $(seq 1 "$PG_RUNS"); do
-    for v in ours default pgtune; do
+    for v in ours default pgtune $PG_VARIANTS; do
       pg_use "$v"
       SB[$v]=$(psql_pg 'SHOW shared_buffers')
       pg "$PG_BIN/pgbench" -c "$PG_CLIENTS" -j 2 -T "$PG_WARMUP" bench >/dev/null 2>&1
@@ -279,7 +295,7 @@ step_pgbench() {
     done
   done
   pg_use ours
-  for v in ours default pgtune; do
+  for v in ours default pgtune $PG_VARIANTS; do
     PG_MED[$v]=$(echo "${TPS[$v]}" | median)
     PG_RANGE[$v]=$(echo "${TPS[$v]}" | tr ' ' '\n' | grep . | sort -g | awk 'NR == 1 { a = $1 } { b = $1 } END { printf "%.0f-%.0f", a, b }')
   done
@@ -291,6 +307,10 @@ step_pgbench() {
     "median of $PG_RUNS (${PG_RANGE[pgtune]}); pg_tune output alone; shared_buffers ${SB[pgtune]}"
   row "pgbench ratio ours / default" "$(calc %.2f "${PG_MED[ours]} / ${PG_MED[default]}")" ">= 1.2" ""
   row "pgbench ratio ours / PGTune" "$(calc %.2f "${PG_MED[ours]} / ${PG_MED[pgtune]}")" ">= 1.0" ""
+  for v in $PG_VARIANTS; do
+    row "pgbench TPS, $v" "$(calc %.0f "${PG_MED[$v]}")" "" \
+      "median of $PG_RUNS (${PG_RANGE[$v]}); ${PG_MED[$v]:+$(calc %.2f "${PG_MED[$v]} / ${PG_MED[${v%%+*}]}") x ${v%%+*}}; shared_buffers ${SB[$v]}"
+  done
 }
 
 # --- redis-benchmark: a TLS cluster primary with the ACL user vs a default redis-server ---------
@@ -478,6 +498,13 @@ report() {
 }
 
 main() {
+  local v
+  for v in $PG_VARIANTS; do  # fail now, not after a 15-minute converge
+    case $v in
+      ours+*=* | default+*=* | pgtune+*=*) ;;
+      *) die "BENCH_PGBENCH_VARIANTS: '$v' is not BASE+name=value[+name=value...] with BASE ours, default or pgtune" ;;
+    esac
+  done
   mkdir -p "$WORK"
   : >"$ROWS"
   BENCH_START=$(now)
