@@ -138,7 +138,9 @@ json_get() { python3 -c 'import json, sys; v = json.loads(sys.argv[1]); print(v[
 converge() {
   local log=$WORK/$1.log start
   start=$(now)
-  if ! scripts/sandbox.sh up >"$log" 2>&1; then
+  # profile_roles and profile_tasks end the log with where the time went (the slowest tasks and roles)
+  if ! ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_roles,ansible.posix.profile_tasks PROFILE_TASKS_TASK_OUTPUT_LIMIT=25 \
+    scripts/sandbox.sh up >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     die "converge $1 failed (log: $log)"
   fi
