@@ -265,7 +265,26 @@ pg_restore_ours() {
 
 declare -A PG_MED=() PG_RANGE=()
 
+# Wait until the archiver and the standbys have caught up with the WAL written so far (pgbench -i
+# writes ~600 MB, each run hundreds more): otherwise archive-push (zst + encryption) and the
+# standby's replay of the previous configuration's WAL share the 2 cores with the next run, and
+# whichever configuration comes first in a round pays for it.
+pg_settle() {
+  local waited
+  for waited in $(seq 0 300); do
+    [ "$(psql_pg "SELECT coalesce((SELECT last_archived_wal FROM pg_stat_archiver) >= pg_walfile_name(pg_current_wal_lsn() - 16777216), false)
+                    AND coalesce((SELECT bool_and(replay_lsn >= pg_current_wal_lsn() - 16777216) FROM pg_stat_replication), true)")" = t ] && {
+      [ "$waited" -lt 5 ] || log "pgbench: waited ${waited} s for the archiver and the standby to catch up"
+      return 0
+    }
+    sleep 1
+  done
+  die "the archiver or the standby did not catch up within 300 s (pg_stat_archiver, pg_stat_replication on $PG_HOST)"
+}
+
 pgbench_tps() {  # pgbench_tps SECONDS: one run of the default TPC-B-like script; prints its TPS
+  psql_pg 'SELECT pg_switch_wal()' >/dev/null
+  pg_settle
   psql_pg CHECKPOINT >/dev/null
   pg "$PG_BIN/pgbench" -c "$PG_CLIENTS" -j 2 -T "$1" bench 2>&1 |
     awk '/^tps = / { print $3; found = 1 } END { if (!found) exit 1 }'
@@ -479,7 +498,7 @@ report() {
     if step pgbench; then
       echo "PostgreSQL memory plan for our tuning and for PGTune alike: ${PG_PLAN:-?}"
       echo "pgbench: TPC-B-like, scale $PG_SCALE, $PG_CLIENTS clients, 2 threads, ${PG_SECONDS} s runs after a ${PG_WARMUP} s warm-up," \
-        "$PG_RUNS runs per configuration interleaved, a restart and a CHECKPOINT before each; WAL archiving on in all three"
+        "$PG_RUNS runs per configuration interleaved, before each a restart, the warm-up, the archiver and standby caught up, a CHECKPOINT; WAL archiving on in all"
     fi
     echo
     awk -F'|' 'BEGIN { h[1] = "metric"; h[2] = "value"; h[3] = "target"; h[4] = "note" }
