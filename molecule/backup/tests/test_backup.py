@@ -3,7 +3,8 @@ back exactly the data of that moment, the verification job catches a broken back
 removes old backups, and a logical dump restores.
 
 The repository is on a dedicated host (backup-repo), reached from backup-pg through pgBackRest's
-TLS server: backups run there; archiving, restores, verification and dumps on backup-pg.
+TLS server: backups run there; archiving, restores, verification and dumps on backup-pg. backup-pg2
+is an asynchronous replica of backup-pg: after a restore it must stream the restored timeline.
 
 The tests run in file order and build on each other (PITR changes the timeline, retention
 removes backups), like the steps of a restore drill.
@@ -32,6 +33,11 @@ def psql(host, sql, db="appdb"):
 @pytest.fixture(scope="module")
 def repo():
     return testinfra.get_host(f"ansible://backup-repo?ansible_inventory={INVENTORY}")
+
+
+@pytest.fixture(scope="module")
+def replica():
+    return testinfra.get_host(f"ansible://backup-pg2?ansible_inventory={INVENTORY}")
 
 
 def pgbackrest(host, *args):
@@ -178,6 +184,37 @@ def test_point_in_time_restore_brings_back_the_state_at_t(host, ansible_playbook
     assert psql(host, "SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)", db="postgres") != "00000001"
     aside = set(host.check_output("ls -d %s.before-restore-*", DATA).split()) - aside_before
     assert len(aside) == 1 and host.file(f"{aside.pop()}/PG_VERSION").exists
+
+
+def test_the_replica_follows_the_restored_primary_onto_its_timeline(host, replica):
+    # restore.yml's last play rewinds the replica (or clones it afresh) onto the new timeline
+    timeline = int(psql(host, "SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)", db="postgres"), 16)
+
+    def streaming():
+        return psql(replica, "SELECT status || ' ' || received_tli FROM pg_stat_wal_receiver", db="postgres")
+
+    deadline = time.monotonic() + 60
+    while streaming() != f"streaming {timeline}" and time.monotonic() < deadline:
+        time.sleep(1)
+    assert streaming() == f"streaming {timeline}"
+    assert psql(replica, "SELECT pg_is_in_recovery()") == "t"
+    # the restore's recovery target stayed behind on neither (else the replica would stop, and
+    # promote itself, at the first commit newer than the target)
+    assert "recovery_target" not in host.file(f"{DATA}/postgresql.auto.conf").content_string
+    assert psql(replica, "SELECT current_setting('recovery_target_time')", db="postgres") == ""
+    # the replica holds the restored state, not the one it had streamed before the restore
+    for query in ("SELECT count(*) FROM pitr_keep",
+                  "SELECT md5(string_agg(id::text || v, ',' ORDER BY id)) FROM pitr_dropped"):
+        assert psql(replica, query) == psql(host, query)
+    assert psql(replica, "SELECT count(*) FROM pitr_keep") == "1000"
+    # and what the restored primary commits next reaches it
+    psql(host, "CREATE TABLE after_restore AS SELECT g AS id FROM generate_series(1, 7) g")
+    lsn = psql(host, "SELECT pg_current_wal_lsn()", db="postgres")
+    deadline = time.monotonic() + 30
+    while psql(replica, f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'", db="postgres") != "t" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert psql(replica, "SELECT count(*) FROM after_restore") == "7"
+    psql(host, "DROP TABLE after_restore")
 
 
 def test_archiving_continues_after_the_restore(host):
