@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,23 @@ def changed_tasks(output: str) -> list[str]:
             found.extend("    " + d for d in diff[:40])
             diff = []
     return found
+
+
+def wait_until(check, timeout: float = 30.0, interval: float = 0.5):
+    """Call `check` until it returns a true value and return that value. At the deadline return
+    its last (false) result, or re-raise the AssertionError it last raised, for the caller's own
+    assert to report. What replication settles, alerts firing, WAL archived: state that arrives."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        else:
+            if result or time.monotonic() > deadline:
+                return result
+        time.sleep(interval)
 
 
 def recap_changed(output: str) -> int:

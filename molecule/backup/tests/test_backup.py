@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import testinfra
 
+from conftest import wait_until
+
 testinfra_hosts = ["backup-pg"]
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 
@@ -68,11 +70,9 @@ def next_segment(name):
 def switch_and_wait_archived(host):
     """Close the current WAL segment and wait until PostgreSQL reports it archived."""
     segment = psql(host, "SELECT pg_walfile_name(pg_switch_wal())", db="postgres")
-    for _ in range(60):
-        if psql(host, "SELECT last_archived_wal FROM pg_stat_archiver", db="postgres") >= segment:
-            return segment
-        time.sleep(1)
-    pytest.fail(f"{segment} was not archived within 60 s")
+    archived = wait_until(lambda: psql(host, "SELECT last_archived_wal FROM pg_stat_archiver", db="postgres") >= segment, 60, interval=1)
+    assert archived, f"{segment} was not archived within 60 s"
+    return segment
 
 
 def test_archiving_goes_through_pgbackrest(host):
@@ -193,10 +193,7 @@ def test_the_replica_follows_the_restored_primary_onto_its_timeline(host, replic
     def streaming():
         return psql(replica, "SELECT status || ' ' || received_tli FROM pg_stat_wal_receiver", db="postgres")
 
-    deadline = time.monotonic() + 60
-    while streaming() != f"streaming {timeline}" and time.monotonic() < deadline:
-        time.sleep(1)
-    assert streaming() == f"streaming {timeline}"
+    assert wait_until(lambda: streaming() == f"streaming {timeline}", 60, interval=1), streaming()
     assert psql(replica, "SELECT pg_is_in_recovery()") == "t"
     # the restore's recovery target stayed behind on neither (else the replica would stop, and
     # promote itself, at the first commit newer than the target)
@@ -210,9 +207,7 @@ def test_the_replica_follows_the_restored_primary_onto_its_timeline(host, replic
     # and what the restored primary commits next reaches it
     psql(host, "CREATE TABLE after_restore AS SELECT g AS id FROM generate_series(1, 7) g")
     lsn = psql(host, "SELECT pg_current_wal_lsn()", db="postgres")
-    deadline = time.monotonic() + 30
-    while psql(replica, f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'", db="postgres") != "t" and time.monotonic() < deadline:
-        time.sleep(0.5)
+    wait_until(lambda: psql(replica, f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'", db="postgres") == "t", 30)
     assert psql(replica, "SELECT count(*) FROM after_restore") == "7"
     psql(host, "DROP TABLE after_restore")
 

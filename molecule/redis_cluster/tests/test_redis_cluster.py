@@ -1,13 +1,14 @@
 """redis_cluster: what an operator would check on the cluster, through TLS and ACLs."""
 
 import os
-import re
 import sys
 import time
 
 import pytest
 import testinfra
 import testinfra.utils.ansible_runner
+
+from conftest import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 sys.path.insert(0, os.path.join(ROOT, "filter_plugins"))
@@ -141,12 +142,7 @@ def test_keyspace_events_at_the_owning_primary(host):
              .format(admin, ip, port))
     time.sleep(1.5)
     assert host.run("{} -c -h {} -p {} SET {} v PX 300".format(admin, ip, port, key)).rc == 0
-    deadline = time.time() + 6
-    while time.time() < deadline:
-        out = host.file("/tmp/ev.out").content_string
-        if "__keyevent@0__:expired" in out:
-            break
-        time.sleep(0.5)
+    wait_until(lambda: "__keyevent@0__:expired" in host.file("/tmp/ev.out").content_string, 6)
     out = host.file("/tmp/ev.out").content_string
     assert "__keyevent@0__:set" in out
     assert "__keyevent@0__:expired" in out

@@ -4,7 +4,10 @@ import re
 import time
 
 import pytest
+
+from conftest import wait_until
 from test_redis_cluster import CA, cli, info
+
 
 def test_failover_drill_keeps_acknowledged_writes(host):
     if host.backend.get_hostname() != "redis-1":
@@ -26,29 +29,19 @@ def test_failover_drill_keeps_acknowledged_writes(host):
     pid = host.check_output("systemctl show -p MainPID --value redis-server@6380.service")
     host.run("kill -STOP %s", pid)
     try:
-        promoted = False
-        for _ in range(30):
-            time.sleep(1)
+        def promoted():
             role = info(cli(host, replica_port, "INFO", "replication", target=replica_ip).stdout).get("role")
-            state = info(cli(host, 6381, "CLUSTER", "INFO").stdout).get("cluster_state")
-            if role == "master" and state == "ok":
-                promoted = True
-                break
-        assert promoted, cli(host, 6381, "CLUSTER", "NODES").stdout
+            return role == "master" and info(cli(host, 6381, "CLUSTER", "INFO").stdout).get("cluster_state") == "ok"
+
+        assert wait_until(promoted, 30, interval=1), cli(host, 6381, "CLUSTER", "NODES").stdout
     finally:
         host.run("kill -CONT %s", pid)
-    for _ in range(30):
-        time.sleep(1)
-        if info(cli(host, 6380, "INFO", "replication").stdout).get("master_link_status") == "up":
-            break
+    wait_until(lambda: info(cli(host, 6380, "INFO", "replication").stdout).get("master_link_status") == "up", 30, interval=1)
     assert info(cli(host, 6380, "INFO", "replication").stdout)["role"] == "slave"
     assert info(cli(host, 6380, "CLUSTER", "INFO").stdout)["cluster_state"] == "ok"
     for key in keys:
         assert host.run("{} -c -h 127.0.0.1 -p 6381 GET {}".format(admin, key)).stdout.strip() == "ok", key
     # Put the primary back on its planned host, as the role's verification would.
     assert cli(host, 6380, "CLUSTER", "FAILOVER").stdout.strip() == "OK"
-    for _ in range(30):
-        time.sleep(1)
-        if info(cli(host, 6380, "INFO", "replication").stdout)["role"] == "master":
-            break
+    wait_until(lambda: info(cli(host, 6380, "INFO", "replication").stdout)["role"] == "master", 30, interval=1)
     assert info(cli(host, 6380, "INFO", "replication").stdout)["role"] == "master"

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import os
 import re
-import time
 import uuid
 
 import pytest
 import testinfra
 
-from conftest import changed_tasks, recap_changed
+from conftest import changed_tasks, recap_changed, wait_until
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 ADDRESSES = {"pg1": "10.213.50.11", "pg2": "10.213.50.12", "pg3": "10.213.50.13"}
@@ -33,19 +32,6 @@ def hosts():
 def sql(host, query: str, db: str = "appdb") -> str:
     """psql as the postgres OS user through the local socket; the rows, '|'-separated."""
     return host.check_output("runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -d %s -c %s", db, query)
-
-
-def eventually(check, timeout: float = 30.0, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-        else:
-            return result
-        time.sleep(interval)
 
 
 def replication_rows(host) -> dict:
@@ -108,7 +94,7 @@ def test_a_row_committed_on_the_primary_is_read_on_both_replicas(hosts):
     sql(hosts["pg1"], "CREATE TABLE IF NOT EXISTS replication_check (id bigserial PRIMARY KEY, marker text NOT NULL)")
     sql(hosts["pg1"], "INSERT INTO replication_check (marker) VALUES ('%s')" % marker)
     for name in ("pg2", "pg3"):
-        found = eventually(lambda name=name: _count(hosts[name], marker) or _missing())
+        found = wait_until(lambda name=name: _count(hosts[name], marker) or _missing())
         assert found == 1, name
 
 
@@ -138,8 +124,8 @@ def test_a_commit_waits_for_the_synchronous_standby(hosts):
     finally:
         hosts["pg2"].check_output("systemctl start %s", UNIT)
     # The waiting commit completes once pg2 streams again, and pg2 has the row.
-    assert eventually(lambda: _count(hosts["pg2"], marker) or _missing(), timeout=60) == 1
-    eventually(lambda: replication_rows(hosts["pg1"])["pg2"] == ("streaming", "quorum", "t") or _missing(), timeout=60)
+    assert wait_until(lambda: _count(hosts["pg2"], marker) or _missing(), timeout=60) == 1
+    wait_until(lambda: replication_rows(hosts["pg1"])["pg2"] == ("streaming", "quorum", "t") or _missing(), timeout=60)
 
 
 def test_a_lagging_replica_is_not_promoted(hosts, ansible_playbook):
@@ -148,7 +134,7 @@ def test_a_lagging_replica_is_not_promoted(hosts, ansible_playbook):
     sql(pg3, "ALTER SYSTEM SET primary_conninfo = ''", db="postgres")
     sql(pg3, "SELECT pg_reload_conf()", db="postgres")
     try:
-        eventually(lambda: sql(pg3, "SELECT count(*) FROM pg_stat_wal_receiver", db="postgres") == "0" or _missing())
+        wait_until(lambda: sql(pg3, "SELECT count(*) FROM pg_stat_wal_receiver", db="postgres") == "0" or _missing())
         for _ in range(2):
             sql(hosts["pg1"], "INSERT INTO replication_check (marker) SELECT 'lag' FROM generate_series(1, 100)")
             sql(hosts["pg1"], "SELECT pg_switch_wal()")
@@ -163,7 +149,7 @@ def test_a_lagging_replica_is_not_promoted(hosts, ansible_playbook):
     finally:
         sql(pg3, "ALTER SYSTEM RESET primary_conninfo", db="postgres")
         sql(pg3, "SELECT pg_reload_conf()", db="postgres")
-    eventually(lambda: replication_rows(hosts["pg1"])["pg3"] == ("streaming", "async", "t") or _missing(), timeout=60)
+    wait_until(lambda: replication_rows(hosts["pg1"])["pg3"] == ("streaming", "async", "t") or _missing(), timeout=60)
 
 
 def test_the_primary_itself_is_not_promoted(ansible_playbook):
@@ -200,7 +186,7 @@ def test_another_clusters_data_directory_is_refused_then_recloned_only_when_aske
         assert run.returncode == 0, out[-3000:]
         moved = pg3.check_output("ls -d %s.before-reclone-*", DATA_DIR)
         assert pg3.file(moved + "/KEEP-ME").content_string == "precious\n"
-        eventually(lambda: replication_rows(hosts["pg1"])["pg3"] == ("streaming", "async", "t") or _missing(), timeout=60)
+        wait_until(lambda: replication_rows(hosts["pg1"])["pg3"] == ("streaming", "async", "t") or _missing(), timeout=60)
         assert sql(pg3, "SELECT count(*) > 0 FROM replication_check") == "t"
     finally:
         pg3.run("rm -rf %s.real %s.before-reclone-*", DATA_DIR, DATA_DIR)
@@ -235,8 +221,8 @@ def test_drill_promote_the_sync_standby_when_the_primary_stops(hosts, ansible_pl
     assert pg1.run("systemctl start %s", UNIT).rc != 0
 
     # pg3 follows pg2 on the new timeline.
-    eventually(lambda: replication_rows(pg2).get("pg3") == ("streaming", "async", "t") or _missing(), timeout=60)
-    assert eventually(lambda: int(sql(pg3, "SELECT count(*) FROM drill WHERE id = 100000")) or _missing()) == 1
+    wait_until(lambda: replication_rows(pg2).get("pg3") == ("streaming", "async", "t") or _missing(), timeout=60)
+    assert wait_until(lambda: int(sql(pg3, "SELECT count(*) FROM drill WHERE id = 100000")) or _missing()) == 1
     assert int(sql(pg3, "SELECT count(*) FROM drill")) == committed + 1
 
 
@@ -249,7 +235,7 @@ def test_drill_rejoin_the_old_primary_as_a_replica(hosts, ansible_playbook):
     assert sql(pg1, "SELECT pg_is_in_recovery()") == "t"
     assert sql(pg1, "SELECT status, sender_host FROM pg_stat_wal_receiver", db="postgres") == "streaming|pg2"
     sql(pg2, "INSERT INTO drill (id) VALUES (100001)")
-    assert eventually(lambda: int(sql(pg1, "SELECT count(*) FROM drill WHERE id = 100001")) or _missing()) == 1
+    assert wait_until(lambda: int(sql(pg1, "SELECT count(*) FROM drill WHERE id = 100001")) or _missing()) == 1
     assert int(sql(pg1, "SELECT count(*) FROM drill")) == 2002
 
 

@@ -13,6 +13,8 @@ import urllib.parse
 import pytest
 import testinfra
 
+from conftest import wait_until
+
 testinfra_hosts = ["site-mon"]
 
 
@@ -42,15 +44,6 @@ def promql(host, query: str):
     return answer["data"]["result"]
 
 
-def wait_for(check, timeout: float, step: float = 3.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(step)
-
-
 def test_every_target_is_up(host):
     base = listen(host, "/etc/default/prometheus")
 
@@ -58,7 +51,7 @@ def test_every_target_is_up(host):
         targets = get(host, f"http://{base}/api/v1/targets?state=active")["data"]["activeTargets"]
         return targets if targets and all(t["health"] == "up" for t in targets) else None
 
-    targets = wait_for(all_up, 90)
+    targets = wait_until(all_up, 90, interval=3)
     assert targets, get(host, f"http://{base}/api/v1/targets?state=active")
     jobs = sorted((t["labels"]["job"], t["labels"]["instance"]) for t in targets)
     assert jobs == [
@@ -88,7 +81,7 @@ def test_every_target_is_up(host):
     ],
 )
 def test_metric_has_a_value(host, query, check):
-    result = wait_for(lambda: promql(host, query), 60)
+    result = wait_until(lambda: promql(host, query), 60, interval=3)
     assert result, f"no sample for {query}"
     value = float(result[0]["value"][1])
     assert check(value), f"{query} = {value}"
@@ -125,7 +118,7 @@ def test_rules_are_loaded_with_the_thresholds(host):
                                   for t in targets if t["health"] != "up"],
         }
 
-    cleared = wait_for(lambda: not [n for n in services if states()[n] != "inactive"], 60)
+    cleared = wait_until(lambda: not [n for n in services if states()[n] != "inactive"], 60, interval=3)
     assert cleared, why()
     assert [n for n in services if states()[n] == "firing"] == [], why()
 
@@ -156,13 +149,13 @@ def test_stopping_redis_fires_an_alert_in_alertmanager(host, db):
             return [a for a in alerts if a["status"]["state"] == "active" and a["labels"]["instance"] == "site-db:6380"]
 
         started = time.monotonic()
-        alerts = wait_for(firing, 120)
+        alerts = wait_until(firing, 120, interval=3)
         assert alerts, "RedisDown did not reach Alertmanager within 120 s"
         assert alerts[0]["labels"]["severity"] == "critical"
         print(f"RedisDown active in Alertmanager after {time.monotonic() - started:.0f} s")
     finally:
         db.check_output("systemctl start redis-server@6380.service")
-    assert wait_for(lambda: [r for r in promql(host, "redis_up == 1")], 60)
+    assert wait_until(lambda: [r for r in promql(host, "redis_up == 1")], 60, interval=3)
 
 
 def test_failing_wal_archiving_fires_an_alert_in_alertmanager(host, db):
@@ -178,13 +171,13 @@ def test_failing_wal_archiving_fires_an_alert_in_alertmanager(host, db):
             alerts = get(host, f"http://{am}/api/v2/alerts?filter=" + urllib.parse.quote('alertname="PostgresWalArchivingFailing"'))
             return [a for a in alerts if a["status"]["state"] == "active" and a["labels"]["instance"] == "site-db"]
 
-        assert wait_for(firing, 120), "PostgresWalArchivingFailing did not reach Alertmanager within 120 s"
+        assert wait_until(firing, 120, interval=3), "PostgresWalArchivingFailing did not reach Alertmanager within 120 s"
     finally:
         db.check_output(psql + "'ALTER SYSTEM RESET archive_command'")
         db.check_output(psql + "'SELECT pg_reload_conf()'")
         db.run(psql + "'DROP TABLE IF EXISTS drill_wal'")
     # archiving resumes: the failed segment is archived on the next attempt
-    assert wait_for(lambda: promql(host, "pg_archiver_last_archived_timestamp_seconds > pg_archiver_last_failed_timestamp_seconds"), 120)
+    assert wait_until(lambda: promql(host, "pg_archiver_last_archived_timestamp_seconds > pg_archiver_last_failed_timestamp_seconds"), 120, interval=3)
 
 
 def test_health_report_prints_one_table(ansible_playbook):

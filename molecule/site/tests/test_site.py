@@ -10,9 +10,6 @@ import os
 import stat
 from pathlib import Path
 
-import pytest
-import testinfra
-
 from conftest import recap_changed
 
 testinfra_hosts = ["site-db"]
