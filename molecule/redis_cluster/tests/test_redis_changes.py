@@ -135,7 +135,7 @@ while [ ! -e /tmp/cluster-probe.stop ]; do
     out=$(timeout 2 $CLI -h ${node%:*} -p ${node#*:} CLUSTER INFO 2>/dev/null | tr -d '\r' | sed -n 's/^cluster_state://p')
     if [ -n "$out" ]; then answered=$node; cluster=$out; at=$(((start + k) % n)); break; fi
   done
-  write=none; entry=$answered; skipped=""
+  write=none; skipped=""
   if [ "$answered" != none ]; then
     for k in $(seq 0 $((n - 1))); do
       entry=${@:$(((at + k) % n + 1)):1}

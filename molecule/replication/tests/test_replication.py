@@ -94,16 +94,12 @@ def test_a_row_committed_on_the_primary_is_read_on_both_replicas(hosts):
     sql(hosts["pg1"], "CREATE TABLE IF NOT EXISTS replication_check (id bigserial PRIMARY KEY, marker text NOT NULL)")
     sql(hosts["pg1"], "INSERT INTO replication_check (marker) VALUES ('%s')" % marker)
     for name in ("pg2", "pg3"):
-        found = wait_until(lambda name=name: _count(hosts[name], marker) or _missing())
+        found = wait_until(lambda name=name: _count(hosts[name], marker))
         assert found == 1, name
 
 
 def _count(host, marker: str) -> int:
     return int(sql(host, "SELECT count(*) FROM replication_check WHERE marker = '%s'" % marker))
-
-
-def _missing():
-    raise AssertionError("row not replicated yet")
 
 
 def test_writes_to_a_replica_are_refused(hosts):
@@ -124,8 +120,8 @@ def test_a_commit_waits_for_the_synchronous_standby(hosts):
     finally:
         hosts["pg2"].check_output("systemctl start %s", UNIT)
     # The waiting commit completes once pg2 streams again, and pg2 has the row.
-    assert wait_until(lambda: _count(hosts["pg2"], marker) or _missing(), timeout=60) == 1
-    wait_until(lambda: replication_rows(hosts["pg1"])["pg2"] == ("streaming", "quorum", "t") or _missing(), timeout=60)
+    assert wait_until(lambda: _count(hosts["pg2"], marker), timeout=60) == 1
+    assert wait_until(lambda: replication_rows(hosts["pg1"])["pg2"] == ("streaming", "quorum", "t"), timeout=60)
 
 
 def test_a_lagging_replica_is_not_promoted(hosts, ansible_playbook):
@@ -134,7 +130,7 @@ def test_a_lagging_replica_is_not_promoted(hosts, ansible_playbook):
     sql(pg3, "ALTER SYSTEM SET primary_conninfo = ''", db="postgres")
     sql(pg3, "SELECT pg_reload_conf()", db="postgres")
     try:
-        wait_until(lambda: sql(pg3, "SELECT count(*) FROM pg_stat_wal_receiver", db="postgres") == "0" or _missing())
+        assert wait_until(lambda: sql(pg3, "SELECT count(*) FROM pg_stat_wal_receiver", db="postgres") == "0")
         for _ in range(2):
             sql(hosts["pg1"], "INSERT INTO replication_check (marker) SELECT 'lag' FROM generate_series(1, 100)")
             sql(hosts["pg1"], "SELECT pg_switch_wal()")
@@ -149,7 +145,7 @@ def test_a_lagging_replica_is_not_promoted(hosts, ansible_playbook):
     finally:
         sql(pg3, "ALTER SYSTEM RESET primary_conninfo", db="postgres")
         sql(pg3, "SELECT pg_reload_conf()", db="postgres")
-    wait_until(lambda: replication_rows(hosts["pg1"])["pg3"] == ("streaming", "async", "t") or _missing(), timeout=60)
+    assert wait_until(lambda: replication_rows(hosts["pg1"])["pg3"] == ("streaming", "async", "t"), timeout=60)
 
 
 def test_the_primary_itself_is_not_promoted(ansible_playbook):
@@ -186,7 +182,7 @@ def test_another_clusters_data_directory_is_refused_then_recloned_only_when_aske
         assert run.returncode == 0, out[-3000:]
         moved = pg3.check_output("ls -d %s.before-reclone-*", DATA_DIR)
         assert pg3.file(moved + "/KEEP-ME").content_string == "precious\n"
-        wait_until(lambda: replication_rows(hosts["pg1"])["pg3"] == ("streaming", "async", "t") or _missing(), timeout=60)
+        assert wait_until(lambda: replication_rows(hosts["pg1"])["pg3"] == ("streaming", "async", "t"), timeout=60)
         assert sql(pg3, "SELECT count(*) > 0 FROM replication_check") == "t"
     finally:
         pg3.run("rm -rf %s.real %s.before-reclone-*", DATA_DIR, DATA_DIR)
@@ -221,8 +217,8 @@ def test_drill_promote_the_sync_standby_when_the_primary_stops(hosts, ansible_pl
     assert pg1.run("systemctl start %s", UNIT).rc != 0
 
     # pg3 follows pg2 on the new timeline.
-    wait_until(lambda: replication_rows(pg2).get("pg3") == ("streaming", "async", "t") or _missing(), timeout=60)
-    assert wait_until(lambda: int(sql(pg3, "SELECT count(*) FROM drill WHERE id = 100000")) or _missing()) == 1
+    assert wait_until(lambda: replication_rows(pg2).get("pg3") == ("streaming", "async", "t"), timeout=60)
+    assert wait_until(lambda: int(sql(pg3, "SELECT count(*) FROM drill WHERE id = 100000"))) == 1
     assert int(sql(pg3, "SELECT count(*) FROM drill")) == committed + 1
 
 
@@ -235,7 +231,7 @@ def test_drill_rejoin_the_old_primary_as_a_replica(hosts, ansible_playbook):
     assert sql(pg1, "SELECT pg_is_in_recovery()") == "t"
     assert sql(pg1, "SELECT status, sender_host FROM pg_stat_wal_receiver", db="postgres") == "streaming|pg2"
     sql(pg2, "INSERT INTO drill (id) VALUES (100001)")
-    assert wait_until(lambda: int(sql(pg1, "SELECT count(*) FROM drill WHERE id = 100001")) or _missing()) == 1
+    assert wait_until(lambda: int(sql(pg1, "SELECT count(*) FROM drill WHERE id = 100001"))) == 1
     assert int(sql(pg1, "SELECT count(*) FROM drill")) == 2002
 
 
