@@ -37,6 +37,10 @@ description:
     changed on a host.
   - With O(mode=standalone) there is one primary (the first host) and each other host, up to
     O(replicas), holds one replica; no slots and no zone rule for primaries.
+  - Growth - given O(formed), the placement of a formed cluster, its shards keep their hosts and
+    ports, and only the shards beyond them are placed, by the same rules, on ports after each
+    host's highest. Nothing formed ever moves, so a plan grown from 6 to 9 shards leaves the first
+    6 exactly where they run; a new shard holds slots only once the cluster is resharded.
 positional: _input
 options:
   _input:
@@ -62,6 +66,13 @@ options:
     type: str
     default: cluster
     choices: [cluster, standalone]
+  formed:
+    description:
+      - The placement of the cluster as formed (a previous result of this filter, or its C(shards)),
+        kept as it is; empty to plan from scratch. Cluster mode only. Shrinking, removing a host that
+        holds instances, or changing the replicas per shard is refused.
+    type: raw
+    default: []
 """
 
 EXAMPLES = r"""
@@ -87,7 +98,9 @@ _value:
           description: Shard number from 0.
           type: int
         slots:
-          description: First and last hash slot of the shard (cluster mode), C([]) in standalone mode.
+          description:
+            - First and last hash slot the shard gets when the cluster is created from empty nodes
+              (cluster mode), C([]) in standalone mode. A grown cluster's slots are where resharding put them.
           type: list
           elements: int
         primary:
@@ -105,6 +118,9 @@ _value:
       type: dict
     instances_per_host:
       description: The largest number of instances on one host.
+      type: int
+    formed_shards:
+      description: How many of the shards come from O(formed) (0 when planned from scratch); the others are new.
       type: int
 """
 
@@ -152,6 +168,40 @@ def _hosts(value: Any) -> list[tuple[str, str]]:
         result.append((host, str(zone).strip()))
     if not result:
         raise _fail("_input (hosts)", "must name at least one host; got none")
+    return result
+
+
+def _formed(value: Any, zone_of: dict[str, str], replicas: int) -> list[dict]:
+    """The formed shards, checked: each a primary and `replicas` replicas on known hosts, ports unique."""
+    shards = value.get("shards", []) if isinstance(value, Mapping) else value
+    if not shards:
+        return []
+    if not isinstance(shards, (list, tuple)):
+        raise _fail("formed", f"must be a previous placement or its list of shards; got {value!r}")
+    result: list[dict] = []
+    used: set[tuple[str, int]] = set()
+    for index, shard in enumerate(shards):
+        try:
+            members = [shard["primary"]] + list(shard["replicas"])
+            nodes = [(str(m["host"]), int(m["port"])) for m in members]
+        except (KeyError, TypeError, ValueError) as error:
+            raise _fail("formed", f"shard {index} must have a primary and replicas with host and port; got {shard!r}") from error
+        gone = [host for host, _port in nodes if host not in zone_of]
+        if gone:
+            raise _fail(
+                "formed",
+                f"places shard {index} on {', '.join(sorted(set(gone)))}, which the hosts no longer list; "
+                "moving a formed shard off a host is not supported",
+            )
+        if len(members) - 1 != replicas:
+            raise _fail(
+                "replicas",
+                f"must stay as the cluster was formed: {len(members) - 1} replica(s) per shard, got {replicas}",
+            )
+        if used & set(nodes):
+            raise _fail("formed", f"uses a host and port twice (shard {index}: {nodes})")
+        used |= set(nodes)
+        result.append({"members": nodes})
     return result
 
 
@@ -230,6 +280,7 @@ def redis_placement(
     replicas: Any = 1,
     base_port: Any = 6380,
     mode: str = "cluster",
+    formed: Any = None,
 ) -> dict:
     """Return the placement of every primary and replica (see DOCUMENTATION)."""
     if mode not in MODES:
@@ -260,19 +311,25 @@ def redis_placement(
                 f"puts each member of a shard in its own zone: {replica_count} replica(s) need "
                 f"{replica_count + 1} zones, the hosts have {len(zones)} ({', '.join(zones)})",
             )
-        most = -(-shard_count // len(zones))
-        if 2 * most >= shard_count:
-            raise _fail(
-                "shards",
-                f"must leave no zone with half or more of the primaries: {shard_count} primaries on "
-                f"{len(zones)} zone(s) put {most} in one zone; add zones or shards",
-            )
+    kept = _formed(formed or [], zone_of, replica_count)
+    if kept and mode != "cluster":
+        raise _fail("formed", "applies to cluster mode only")
+    if shard_count < len(kept):
+        raise _fail(
+            "shards",
+            f"cannot shrink the formed cluster: it has {len(kept)} shards, got {shard_count}",
+        )
 
     load: dict[str, int] = {host: 0 for host, _zone in host_zones}
     zone_primaries: dict[str, int] = {zone: 0 for zone in zones}
     members: list[list[tuple[str, str]]] = [[] for _ in range(shard_count)]  # (host, role)
+    for shard, formed_shard in enumerate(kept):
+        for index, (host, _port) in enumerate(formed_shard["members"]):
+            load[host] += 1
+            members[shard].append((host, "primary" if index == 0 else "replica"))
+        zone_primaries[zone_of[formed_shard["members"][0][0]]] += 1
 
-    for shard in range(shard_count):
+    for shard in range(len(kept), shard_count):
         if mode == "standalone":
             host = host_zones[0][0]
         else:
@@ -281,31 +338,44 @@ def redis_placement(
             zone_primaries[zone] += 1
         load[host] += 1
         members[shard].append((host, "primary"))
+    most = max(zone_primaries.values())
+    if mode == "cluster" and 2 * most >= shard_count:
+        raise _fail(
+            "shards",
+            f"must leave no zone with half or more of the primaries: {shard_count} primaries on "
+            f"{len(zones)} zone(s) put {most} in one zone; add zones or shards",
+        )
 
     # Replicas: a maximum flow shard -> (shard, zone) -> host, so that each replica of a shard has
     # its own zone (its own host in standalone mode) and no host carries more than `cap` instances;
     # the smallest cap that fits wins, which keeps the hosts level.
     group_of = {h: (h if mode == "standalone" else z) for h, z in host_zones}
     total = shard_count * (1 + replica_count)
-    cap = -(-total // len(host_zones))
+    cap = max([-(-total // len(host_zones))] + list(load.values()))
+    new = members[len(kept):]
     chosen: list[list[str]] = []
-    while replica_count:
-        chosen = _place_replicas(host_zones, group_of, members, replica_count, cap, load)
+    while replica_count and new:
+        chosen = _place_replicas(host_zones, group_of, new, replica_count, cap, load)
         if chosen or cap >= total:
             break
         cap += 1
-    if replica_count and not chosen:
+    if replica_count and new and not chosen:
         raise _fail("replicas", "cannot be placed outside their shard's hosts and zones")
-    for shard in range(shard_count):
-        for host in chosen[shard] if replica_count else []:
+    for shard, hosts_of_shard in enumerate(chosen if replica_count else [], start=len(kept)):
+        for host in hosts_of_shard:
             load[host] += 1
             members[shard].append((host, "replica"))
 
-    # Ports: per host in placement order (primaries first, by shard, then replicas).
+    # Ports: formed instances keep theirs; the others go per host in placement order (primaries
+    # first, by shard, then replicas) from the base port or after the host's highest formed port.
     next_port = {host: port0 for host, _zone in host_zones}
     assigned: dict[tuple[int, int], int] = {}
+    for shard, formed_shard in enumerate(kept):
+        for index, (host, port) in enumerate(formed_shard["members"]):
+            assigned[(shard, index)] = port
+            next_port[host] = max(next_port[host], port + 1)
     for index in range(replica_count + 1):
-        for shard in range(shard_count):
+        for shard in range(len(kept), shard_count):
             if index < len(members[shard]):
                 host = members[shard][index][0]
                 assigned[(shard, index)] = next_port[host]
@@ -335,6 +405,7 @@ def redis_placement(
         "shards": result_shards,
         "hosts": per_host,
         "instances_per_host": max(len(v) for v in per_host.values()),
+        "formed_shards": len(kept),
     }
 
 

@@ -91,6 +91,73 @@ def test_standalone():
                                     "primary_host": "a", "primary_port": 6380}]}
 
 
+def instances(result):
+    return {(host, item["port"]): (item["role"], item["shard"]) for host, items in result["hosts"].items() for item in items}
+
+
+@pytest.mark.parametrize(
+    "hosts, before, after, replicas",
+    [
+        pytest.param(THREE, 6, 7, 1, id="seed-6-to-7"),
+        pytest.param(THREE, 6, 9, 1, id="seed-6-to-9"),
+        pytest.param(THREE, 3, 12, 2, id="3-to-12-two-replicas"),
+        pytest.param({**THREE, "redis-4": "1", "redis-5": "2", "redis-6": "3"}, 6, 12, 1, id="new-hosts"),
+        pytest.param({"a": "1", "b": "2", "c": "3", "d": "4"}, 6, 6, 1, id="unchanged"),
+    ],
+)
+def test_growth_keeps_every_formed_instance_where_it_runs(hosts, before, after, replicas):
+    first_hosts = {h: z for h, z in hosts.items() if h in THREE} if before == 6 and "redis-4" in hosts else hosts
+    formed = redis_placement(first_hosts, shards=before, replicas=replicas)
+    grown = redis_placement(hosts, shards=after, replicas=replicas, formed=formed)
+    assert grown["formed_shards"] == before
+    old, new = instances(formed), instances(grown)
+    assert {node: new[node] for node in old} == old, "a formed instance moved or changed role"
+    assert len(new) == after * (1 + replicas)
+    assert [{k: s[k] for k in ("primary", "replicas")} for s in grown["shards"][:before]] == [
+        {k: s[k] for k in ("primary", "replicas")} for s in formed["shards"]]
+    # the same rules as a plan from scratch, for the new shards and the whole
+    zone_of = dict(hosts)
+    for shard in grown["shards"]:
+        members = [shard["primary"]] + shard["replicas"]
+        assert len({zone_of[m["host"]] for m in members}) == len(members)
+    primaries = Counter(zone_of[s["primary"]["host"]] for s in grown["shards"])
+    assert all(2 * count < after for count in primaries.values()), primaries
+    # new instances take ports after the host's formed ones, consecutive from there
+    for host, items in grown["hosts"].items():
+        ports = [i["port"] for i in items]
+        assert ports == list(range(6380, 6380 + len(ports))), (host, ports)
+    # the stored plan (or only its shards) gives the same growth, and growing again changes nothing
+    assert redis_placement(hosts, shards=after, replicas=replicas, formed=formed["shards"]) == grown
+    assert instances(redis_placement(hosts, shards=after, replicas=replicas, formed=grown)) == new
+
+
+def test_growth_spreads_new_instances_onto_new_hosts():
+    formed = redis_placement(THREE)
+    six = {**THREE, "redis-4": "1", "redis-5": "2", "redis-6": "3"}
+    grown = redis_placement(six, shards=12, formed=formed)
+    loads = {host: len(items) for host, items in grown["hosts"].items()}
+    assert loads == {host: 4 for host in six}, loads
+
+
+GROWTH_ERRORS = [
+    pytest.param(THREE, {"shards": 5}, "shards cannot shrink the formed cluster: it has 6 shards, got 5", id="shrink"),
+    pytest.param({"redis-1": "1", "redis-2": "2", "redis-4": "3"}, {}, "formed places shard 1 on redis-3", id="host-gone"),
+    pytest.param(THREE, {"replicas": 2}, "replicas must stay as the cluster was formed: 1 replica(s)", id="replicas"),
+    pytest.param(THREE, {"mode": "standalone", "shards": 1, "replicas": 1}, "formed applies to cluster mode only", id="standalone"),
+    pytest.param(THREE, {"formed": [{"primary": {"host": "redis-1"}}]}, "formed shard 0 must have a primary",
+                 id="malformed"),
+    pytest.param(THREE, {"formed": "redis-1"}, "formed must be a previous placement", id="formed-text"),
+]
+
+
+@pytest.mark.parametrize("hosts, kwargs, message", GROWTH_ERRORS)
+def test_growth_errors(hosts, kwargs, message):
+    kwargs = {"formed": redis_placement(THREE), **kwargs}
+    with pytest.raises(AnsibleFilterError) as error:
+        redis_placement(hosts, **kwargs)
+    assert message in str(error.value)
+
+
 def test_filter_module_exposes_redis_placement():
     assert FilterModule().filters() == {"redis_placement": redis_placement}
 
