@@ -1,6 +1,6 @@
 """redis_cluster: the restore procedure of roles/redis/README.md, step by step, on one shard.
 
-Runs last (after the failover drill): it takes the shard's slots offline for a moment.
+Runs after the failover drill: it takes the shard's slots offline for a moment.
 """
 
 from __future__ import annotations
