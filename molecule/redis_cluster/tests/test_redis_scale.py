@@ -10,28 +10,16 @@ restarts), reshards onto it while every key stays readable, and the next run of 
 
 from __future__ import annotations
 
-import os
-
 import pytest
-import testinfra
 
+import test_redis_changes
 from conftest import changed_tasks, recap_changed
-from test_redis_cluster import CA, _q
+from test_redis_cluster import _q
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-HOSTS = ["redis-1", "redis-2", "redis-3"]
+# fixtures: the same three hosts and the administrator's redis-cli as the re-run tests
+hosts = test_redis_changes.hosts
+admin = test_redis_changes.admin
 KEYS = 300
-
-
-@pytest.fixture(scope="module")
-def hosts():
-    return {name: testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}") for name in HOSTS}
-
-
-@pytest.fixture(scope="module")
-def admin(hosts):
-    password = hosts["redis-1"].ansible.get_variables()["redis_admin_password"]
-    return "env REDISCLI_AUTH={} redis-cli --tls --cacert {} --user admin --no-auth-warning".format(_q(password), CA)
 
 
 @pytest.fixture(scope="module")
