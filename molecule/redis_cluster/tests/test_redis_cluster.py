@@ -29,6 +29,28 @@ def cli(host, port, *args, user="admin", password_var="redis_admin_password", st
     return host.run(command)
 
 
+def cluster_nodes(text: str) -> dict:
+    """CLUSTER NODES output -> node id: ip, port, flags, master (id or '-'), slots [(first, last)]."""
+    nodes = {}
+    for line in text.replace("\r", "").splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        ip, port = fields[1].split("@")[0].rsplit(":", 1)
+        slots = []
+        for item in fields[8:]:
+            if not item.startswith("["):  # [slot->-id] / [slot-<-id]: a slot in migration
+                first, _, last = item.partition("-")
+                slots.append((int(first), int(last or first)))
+        nodes[fields[0]] = {"ip": ip, "port": int(port), "flags": fields[2], "master": fields[3], "slots": slots}
+    return nodes
+
+
+def slot_owner(nodes: dict, slot: int) -> str:
+    """Id of the primary that serves `slot`."""
+    return next(i for i, n in nodes.items() if "master" in n["flags"] and any(a <= slot <= b for a, b in n["slots"]))
+
+
 def _q(text):
     return "'" + str(text).replace("'", "'\\''") + "'"
 
@@ -51,16 +73,12 @@ def test_cluster_ok_on_every_node(host, port):
 def test_six_primaries_each_with_one_replica_placed_by_the_rules(host):
     if host.backend.get_hostname() != "redis-1":
         pytest.skip("once per cluster")
-    nodes = cli(host, 6380, "CLUSTER", "NODES").stdout.strip().splitlines()
+    by_id = cluster_nodes(cli(host, 6380, "CLUSTER", "NODES").stdout)
     zone_of_ip = {}
     for name in testinfra_hosts:
         other = host.get_host("ansible://" + name, ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
         ip = other.check_output("hostname -I").split()[0]
         zone_of_ip[ip] = other.ansible.get_variables()["redis_zone"]
-    by_id = {}
-    for line in nodes:
-        fields = line.split()
-        by_id[fields[0]] = {"ip": fields[1].split(":")[0], "flags": fields[2], "master": fields[3], "slots": fields[8:]}
     primaries = {i: n for i, n in by_id.items() if "master" in n["flags"]}
     replicas = [n for n in by_id.values() if "slave" in n["flags"]]
     assert len(primaries) == 6 and len(replicas) == 6
@@ -127,16 +145,9 @@ def test_keyspace_events_at_the_owning_primary(host):
         pytest.skip("once per cluster")
     key = "ai:job:status:keyspace-test"
     slot = int(cli(host, 6380, "CLUSTER", "KEYSLOT", key).stdout.strip())
-    owner = None
-    for line in cli(host, 6380, "CLUSTER", "NODES").stdout.splitlines():
-        fields = line.split()
-        if "master" not in fields[2]:
-            continue
-        for r in fields[8:]:
-            lo, _, hi = r.partition("-")
-            if int(lo) <= slot <= int(hi or lo):
-                owner = fields[1].split("@")[0]
-    ip, port = owner.rsplit(":", 1)
+    nodes = cluster_nodes(cli(host, 6380, "CLUSTER", "NODES").stdout)
+    owner = nodes[slot_owner(nodes, slot)]
+    ip, port = owner["ip"], owner["port"]
     admin = "env REDISCLI_AUTH=molecule-admin-secret-0001 redis-cli --tls --cacert {} --user admin --no-auth-warning".format(CA)
     host.run("rm -f /tmp/ev.out; (timeout 8 {} -h {} -p {} PSUBSCRIBE '__keyevent@0__:*' > /tmp/ev.out 2>&1 &)"
              .format(admin, ip, port))

@@ -6,11 +6,11 @@ Runs after the failover drill: it takes the shard's slots offline for a moment.
 from __future__ import annotations
 
 import os
-import time
 
 import testinfra
 
-from test_redis_cluster import CA, PORTS, _q, info
+from conftest import wait_until
+from test_redis_cluster import CA, PORTS, _q, cluster_nodes, info, slot_owner
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 HOSTS = ["redis-1", "redis-2", "redis-3"]
@@ -31,12 +31,11 @@ def test_restore_one_shard_from_its_backup():
 
     # The shard that owns KEY: its primary P and replica R.
     slot = int(run(entry, "{} -h 127.0.0.1 -p 6380 CLUSTER KEYSLOT {}".format(admin, _q(KEY))))
-    nodes = [line.split() for line in run(entry, "{} -h 127.0.0.1 -p 6380 CLUSTER NODES".format(admin)).splitlines()]
-    primary = next(n for n in nodes if "master" in n[2] and any(
-        int(r.split("-")[0]) <= slot <= int(r.split("-")[-1]) for r in n[8:] if not r.startswith("[")))
-    replica = next(n for n in nodes if n[3] == primary[0])
-    p_ip, p_port = primary[1].split("@")[0].rsplit(":", 1)
-    r_ip, r_port = replica[1].split("@")[0].rsplit(":", 1)
+    nodes = cluster_nodes(run(entry, "{} -h 127.0.0.1 -p 6380 CLUSTER NODES".format(admin)))
+    primary_id = slot_owner(nodes, slot)
+    replica = next(n for n in nodes.values() if n["master"] == primary_id)
+    p_ip, p_port = nodes[primary_id]["ip"], nodes[primary_id]["port"]
+    r_ip, r_port = replica["ip"], replica["port"]
     p_host, r_host = hosts[host_of_ip[p_ip]], hosts[host_of_ip[r_ip]]
     on_p = "{} -h 127.0.0.1 -p {}".format(admin, p_port)
 
@@ -69,14 +68,13 @@ def test_restore_one_shard_from_its_backup():
                 for port, out in zip(PORTS, run(host, "for p in {}; do {} -h 127.0.0.1 -p $p CLUSTER INFO; echo ==; done"
                                                       .format(" ".join(map(str, PORTS)), admin)).split("==")[:-1])}
 
-    deadline = time.time() + 60
-    while True:
+    def settled():
         link = info(run(r_host, "{} -h 127.0.0.1 -p {} INFO replication".format(admin, r_port))).get("master_link_status")
         states = cluster_states()
-        if link == "up" and set(states.values()) == {"ok"}:
-            break
-        assert time.time() < deadline, (link, states)
-        time.sleep(1)
+        assert link == "up" and set(states.values()) == {"ok"}, (link, states)
+        return True
+
+    assert wait_until(settled, 60, interval=1)
 
     # The deleted key is back, through the cluster and on the resynchronised replica.
     assert run(entry, "{} -c -h 127.0.0.1 -p 6381 GET {}".format(admin, _q(KEY))).strip() == "present-at-backup"

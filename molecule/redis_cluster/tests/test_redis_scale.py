@@ -14,7 +14,7 @@ import pytest
 
 import test_redis_changes
 from conftest import changed_tasks, recap_changed
-from test_redis_cluster import _q
+from test_redis_cluster import _q, cluster_nodes
 
 # fixtures: the same three hosts and the administrator's redis-cli as the re-run tests
 hosts = test_redis_changes.hosts
@@ -39,24 +39,16 @@ def run(host, command):
 def nodes(hosts, admin) -> dict:
     """host:port -> (role, primary's host:port, run_id, slot count), from CLUSTER NODES and INFO."""
     host_of_ip = {host.check_output("hostname -I").split()[0]: name for name, host in hosts.items()}
-    lines = [line.split() for line in run(hosts["redis-1"], f"{admin} -h 127.0.0.1 -p 6380 CLUSTER NODES").splitlines()]
-    address = {}
-    for fields in lines:
-        ip, port = fields[1].split("@")[0].rsplit(":", 1)
-        address[fields[0]] = f"{host_of_ip[ip]}:{port}"
+    by_id = cluster_nodes(run(hosts["redis-1"], f"{admin} -h 127.0.0.1 -p 6380 CLUSTER NODES"))
+    name_of = {i: f"{host_of_ip[n['ip']]}:{n['port']}" for i, n in by_id.items()}
     result = {}
-    for fields in lines:
-        name = address[fields[0]]
-        host, port = name.split(":")
-        run_id = [line for line in run(hosts[host], f"{admin} -h 127.0.0.1 -p {port} INFO server").splitlines()
+    for node_id, node in by_id.items():
+        host = hosts[host_of_ip[node["ip"]]]
+        run_id = [line for line in run(host, f"{admin} -h 127.0.0.1 -p {node['port']} INFO server").splitlines()
                   if line.startswith("run_id:")][0]
-        slots = 0
-        for item in fields[8:]:
-            if not item.startswith("["):
-                first, _, last = item.partition("-")
-                slots += int(last or first) - int(first) + 1
-        role = "primary" if "master" in fields[2] else "replica"
-        result[name] = (role, address.get(fields[3], ""), run_id, slots)
+        role = "primary" if "master" in node["flags"] else "replica"
+        slots = sum(last - first + 1 for first, last in node["slots"])
+        result[name_of[node_id]] = (role, name_of.get(node["master"], ""), run_id, slots)
     return result
 
 
