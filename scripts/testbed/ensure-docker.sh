@@ -30,6 +30,14 @@ fi
 
 if ! docker info >/dev/null 2>&1; then
   logfile=${ONPREM_DOCKERD_LOG:-/var/log/onprem-dockerd.log}
+  # A machine restored from a snapshot keeps /var/run: a pid file whose process is gone makes
+  # dockerd (and its containerd) refuse to start. Remove only pid files of dead processes.
+  for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid; do
+    if [ -s "$pidfile" ] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+      log "removing stale $pidfile"
+      rm -f "$pidfile"
+    fi
+  done
   log "starting dockerd (log: $logfile)"
   # setsid: the daemon outlives this script and the make process.
   setsid nohup dockerd >"$logfile" 2>&1 </dev/null &
