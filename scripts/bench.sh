@@ -114,6 +114,7 @@ for h in (p, r):
         sys.exit(f"{h}: ansible_host does not use the onprem-sbx- prefix of the sandbox inventory")
 pc, rc = hv[p].get("ansible_host", p), hv[r].get("ansible_host", r)
 print(f"PG_HOST={p} PG_C={pc} REDIS_HOST={r} REDIS_C={rc}")
+print("declare -gA HOST_C=(" + " ".join(f"[{h}]={v.get('ansible_host', h)}" for h, v in sorted(hv.items())) + ")")
 print("ALL_HOSTS=\"" + " ".join(sorted(hv)) + "\"")
 ' "$PREFIX") || die "cannot read $INV"
   eval "$out"
@@ -424,9 +425,21 @@ step_redis() {
 
 # --- Backup and restore throughput --------------------------------------------------------------
 # Each figure divides the same size (the data directory as pgBackRest counts it) by the time.
+# With pgbackrest_repo_host (the sandbox: mon1) the backup runs on the repository host and pulls
+# the data over pgBackRest's TLS server, and the restore pulls it back: as the timers and
+# playbooks/restore.yml do. Without one, both run on the primary.
 step_backup() {
-  local data start info label size_mb repo_mb copy_s backup_s restore_s rc
+  local data start info label size_mb repo_mb copy_s backup_s restore_s rc repo_host where
+  local -a repo
   [ -n "${PG_BIN:-}" ] || pg_paths
+  repo_host=$(render "$PG_HOST" "pgbackrest_repo_host | default('')" | tr -d '"')
+  if [ -n "$repo_host" ]; then
+    repo=(docker exec -u pgbackrest "${HOST_C[$repo_host]:?$repo_host is not a host of the inventory}")
+    where="on the repository host $repo_host, over TLS"
+  else
+    repo=(pg)
+    where="on the primary"
+  fi
   data=$(psql_pg 'SHOW data_directory')
   docker exec "$PG_C" install -d -m 0700 -o postgres -g postgres "$SCRATCH"
   log "backup: raw copy of $data (tar to the same disk, then sync)"
@@ -436,11 +449,11 @@ step_backup() {
   docker exec "$PG_C" sh -c "mkdir -p '$SCRATCH/copy' && tar -C '$data' --exclude=./pg_wal -cf - . | tar -C '$SCRATCH/copy' -xf - && sync -f '$SCRATCH/copy'" || rc=$?
   copy_s=$(since "$start")
   [ "$rc" = 0 ] || die "raw copy failed"
-  log "backup: pgBackRest full backup (pgbackrest-backup full, as the timer runs it)"
+  log "backup: pgBackRest full backup (pgbackrest-backup full, as the timer runs it) $where"
   start=$(now)
-  pg /usr/local/sbin/pgbackrest-backup full >"$WORK/pgbackrest-backup.log" 2>&1 || { tail -20 "$WORK/pgbackrest-backup.log" >&2; die "backup failed"; }
+  "${repo[@]}" /usr/local/sbin/pgbackrest-backup full >"$WORK/pgbackrest-backup.log" 2>&1 || { tail -20 "$WORK/pgbackrest-backup.log" >&2; die "backup failed"; }
   backup_s=$(since "$start")
-  info=$(pg pgbackrest --stanza=main --output=json info)
+  info=$("${repo[@]}" pgbackrest --stanza=main --output=json info)
   label=$(echo "$info" | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["backup"][-1]["label"])')
   size_mb=$(echo "$info" | python3 -c 'import json, sys; print(round(json.load(sys.stdin)[0]["backup"][-1]["info"]["size"] / 1048576))')
   repo_mb=$(echo "$info" | python3 -c 'import json, sys; print(round(json.load(sys.stdin)[0]["backup"][-1]["info"]["repository"]["delta"] / 1048576))')
@@ -458,7 +471,7 @@ step_backup() {
   backup_rate=$(calc %.1f "$size_mb / $backup_s")
   restore_rate=$(calc %.1f "$size_mb / $restore_s")
   row "raw copy of the data directory" "$copy_rate MB/s" "" "${size_mb} MB in ${copy_s} s (tar to tar, pg_wal excluded, then sync)"
-  row "pgBackRest full backup" "$backup_rate MB/s" "" "${size_mb} MB in ${backup_s} s; ${repo_mb} MB in the repository (zst, aes-256-cbc)"
+  row "pgBackRest full backup" "$backup_rate MB/s" "" "${size_mb} MB in ${backup_s} s $where; ${repo_mb} MB in the repository (zst, aes-256-cbc)"
   row "pgBackRest restore" "$restore_rate MB/s" "" "${restore_s} s into a scratch directory, live cluster untouched"
   row "backup ratio pgBackRest / raw copy" "$(calc %.2f "$backup_rate / $copy_rate")" "" ""
   row "restore ratio pgBackRest / raw copy" "$(calc %.2f "$restore_rate / $copy_rate")" "" ""

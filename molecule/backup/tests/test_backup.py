@@ -136,6 +136,18 @@ def test_status_command_reports_archiving_and_backup_age(host):
     assert status["repository"]["last_full"]["label"]
 
 
+def test_the_replica_reports_the_same_backups(host, replica):
+    # A standby reads the repository through the repository host, so its pgbackrest-status
+    # (what the NoBackup and BackupTooOld alerts read on every server) lists the primary's backups.
+    run = replica.run("pgbackrest-status")
+    status = json.loads(run.stdout)
+    assert run.rc == 0, status["problems"]
+    assert status["archiver"]["standby"] is True
+    labels = [b["label"] for b in info(host)["backup"]]
+    assert status["repository"]["backup_count"] == len(labels) > 0
+    assert status["repository"]["last_full"]["label"] in labels
+
+
 def test_backup_timers_are_scheduled(host, repo):
     # backups on the repository host; verification and dumps on the PostgreSQL server
     for server, timers, absent in ((repo, ("full", "diff", "incr"), ("verify", "dump")),
@@ -296,6 +308,8 @@ def test_logical_dump_restores_into_a_fresh_database(host):
         ({"pgbackrest_archive_timeout": 7200}, "pgbackrest_archive_timeout"),
         # a repository host that is not a host of group backup
         ({"pgbackrest_repo_host": "backup-pg"}, "pgbackrest_repo_host is backup-pg"),
+        # with a replica, a repository on each server's own disk (the preflight refuses it too)
+        ({"pgbackrest_repo_host": ""}, "pgbackrest_repo_type is posix and pgbackrest_repo_host is empty"),
     ],
 )
 def test_bad_input_fails_before_any_change(host, ansible_playbook, bad, variable):
