@@ -308,6 +308,8 @@ def test_logical_dump_restores_into_a_fresh_database(host):
         ({"pgbackrest_archive_timeout": 7200}, "pgbackrest_archive_timeout"),
         # a repository host that is not a host of group backup
         ({"pgbackrest_repo_host": "backup-pg"}, "pgbackrest_repo_host is backup-pg"),
+        # pgBackRest 2.45 cannot match an IP address against a certificate
+        ({"pgbackrest_host_address": "192.0.2.7"}, "pgbackrest_host_address is an IP address"),
         # with a replica, a repository on each server's own disk (the preflight refuses it too)
         ({"pgbackrest_repo_host": ""}, "pgbackrest_repo_type is posix and pgbackrest_repo_host is empty"),
     ],
