@@ -114,7 +114,7 @@ for h in (p, r):
         sys.exit(f"{h}: ansible_host does not use the onprem-sbx- prefix of the sandbox inventory")
 pc, rc = hv[p].get("ansible_host", p), hv[r].get("ansible_host", r)
 print(f"PG_HOST={p} PG_C={pc} REDIS_HOST={r} REDIS_C={rc}")
-print("declare -gA HOST_C=(" + " ".join(f"[{h}]={v.get('ansible_host', h)}" for h, v in sorted(hv.items())) + ")")
+print("declare -gA HOST_C=(" + " ".join("[%s]=%s" % (h, v.get("ansible_host", h)) for h, v in sorted(hv.items())) + ")")
 print("ALL_HOSTS=\"" + " ".join(sorted(hv)) + "\"")
 ' "$PREFIX") || die "cannot read $INV"
   eval "$out"
