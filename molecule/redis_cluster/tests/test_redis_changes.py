@@ -127,6 +127,8 @@ PROBE = r"""
 # A client whose entry node goes away tries its next seed: so does the probe when the refusal
 # names the entry node itself (it may be stopped between the two commands, one instance being
 # restarted at a time). A refusal naming the node a MOVED sent us to is a primary down: kept.
+# CLUSTERDOWN is retried as cluster clients do around a failover (redis-py waits 0.25 s and
+# retries up to 3 times; the probe, 2): each refusal is logged in retried=[entry>node:reply].
 i=0
 while [ ! -e /tmp/cluster-probe.stop ]; do
   n=$#; start=$((i % n)); answered=none; cluster=none; at=none
@@ -135,16 +137,21 @@ while [ ! -e /tmp/cluster-probe.stop ]; do
     out=$(timeout 2 $CLI -h ${node%:*} -p ${node#*:} CLUSTER INFO 2>/dev/null | tr -d '\r' | sed -n 's/^cluster_state://p')
     if [ -n "$out" ]; then answered=$node; cluster=$out; at=$(((start + k) % n)); break; fi
   done
-  write=none; skipped=""
+  write=none; skipped=""; retried=""
   if [ "$answered" != none ]; then
-    for k in $(seq 0 $((n - 1))); do
-      entry=${@:$(((at + k) % n + 1)):1}
-      # -c follows MOVED and prints "-> Redirected to slot ..." first: keep the reply alone.
-      write=$(timeout 5 $CLI -c -h ${entry%:*} -p ${entry#*:} SET "ai:probe:{$((i % 16))}" "$i" 2>&1 | tr -d '\r' | grep -v '^-> Redirected' | tr '\n' ' ' | sed 's/ $//')
-      case "$write" in "Could not connect to Redis at $entry:"*) skipped="$skipped $entry" ;; *) break ;; esac
+    for attempt in 1 2 3; do
+      for k in $(seq 0 $((n - 1))); do
+        entry=${@:$(((at + k) % n + 1)):1}
+        # -c follows MOVED and prints "-> Redirected to slot [s] located at host:port" first.
+        out=$(timeout 5 $CLI -c -h ${entry%:*} -p ${entry#*:} SET "ai:probe:{$((i % 16))}" "$i" 2>&1 | tr -d '\r')
+        via=$(printf '%s\n' "$out" | sed -n 's/^-> Redirected to slot \[[0-9]*\] located at //p' | tail -n 1)
+        write=$(printf '%s\n' "$out" | grep -v '^-> Redirected' | tr '\n' ' ' | sed 's/ $//')
+        case "$write" in "Could not connect to Redis at $entry:"*) skipped="$skipped $entry" ;; *) break ;; esac
+      done
+      case "$write" in CLUSTERDOWN*) [ $attempt -lt 3 ] || break; retried="$retried $entry>${via:-$entry}:${write%% *}"; sleep 0.25 ;; *) break ;; esac
     done
   fi
-  echo "$(date +%s.%N) $answered cluster_state=$cluster entry_refused=[${skipped# }] write=$write"
+  echo "$(date +%s.%N) $answered cluster_state=$cluster entry_refused=[${skipped# }] retried=[${retried# }] write=$write"
   i=$((i + 1)); sleep 0.2
 done
 """
@@ -193,12 +200,16 @@ def test_restart_only_setting_rolls_one_instance_at_a_time(ansible_playbook, hos
     for (_, end, node), (start, _, following) in zip(windows, windows[1:]):
         assert end < start, "{} stopped before {} was back".format(following, node)
 
-    # The cluster took writes all along: a write reaches the slot's primary only while that
-    # primary sees the cluster ok. (A node that just started may say cluster_state=fail for a
-    # moment before it has heard from the others; the probe logs what it saw, for diagnosis.)
+    # The cluster took writes all along, for a client that retries CLUSTERDOWN the way cluster
+    # clients do during a failover (the probe's retried=[...] shows each refusal and which node
+    # gave it). (A node that just started may say cluster_state=fail for a moment before it has
+    # heard from the others; the probe logs what it saw, for diagnosis.)
     assert len(probe) >= 10, probe
     bad = [line for line in probe if line.split()[1] == "none" or not line.endswith(" write=OK")]
-    assert bad == [], bad[:10]
+    retried = [line for line in probe if "retried=[]" not in line]
+    assert bad == [], (bad[:10], retried[:10])
+    # A refusal is a moment, not a state: at most one probe round in ten needed a retry.
+    assert len(retried) * 10 <= len(probe), retried[:10]
 
     read = probe_host.run("printf 'GET %s\\n' {} | {} -c -h 127.0.0.1 -p 6381".format(" ".join(keys), admin))
     assert replies(read.stdout) == ["v-" + k for k in keys]
