@@ -54,7 +54,7 @@ integration: venv  ## Playbook-level tests that need no containers
 
 .PHONY: molecule
 molecule: testbed  ## Run one molecule scenario: make molecule SCENARIO=postgresql
-	$(BIN)/molecule test -s $(SCENARIO)
+	MOLECULE=$(BIN)/molecule scripts/molecule-test $(SCENARIO)
 
 .PHONY: test
 test: venv  ## The whole suite: lint, unit, integration, every scenario in sequence
@@ -64,7 +64,7 @@ test: venv  ## The whole suite: lint, unit, integration, every scenario in seque
 	scripts/stage integration $(MAKE) --no-print-directory integration
 	scripts/stage testbed $(MAKE) --no-print-directory testbed
 	set -e; for s in $(SCENARIOS); do \
-	  scripts/stage "molecule-$$s" $(BIN)/molecule test -s "$$s"; done
+	  MOLECULE=$(BIN)/molecule scripts/stage "molecule-$$s" scripts/molecule-test "$$s"; done
 
 .PHONY: sandbox
 sandbox: testbed  ## Bring up containers standing in for VMs and run playbooks/site.yml
