@@ -6,6 +6,8 @@ test_redis_cluster.py checks; tcp-backlog (checked nowhere else) stays at its ch
 A runtime setting changes with CONFIG SET: same processes, new value in memory and on disk.
 A restart-only setting goes through the rolling play: one instance at a time, a primary only
 after its replica took over, the cluster ok and every key readable throughout.
+An instance that cannot come back fails the run with its own reason, keeps its marker, and the
+next run restarts it.
 """
 
 from __future__ import annotations
@@ -230,6 +232,48 @@ def test_the_runtime_setting_goes_back_in_place(ansible_playbook, hosts, admin):
         assert values["pending"] == "0", node
         assert values["role"] == before[node]["role"], node
     assert restarted(before, after) == []
+
+
+def test_an_instance_that_cannot_come_back_fails_the_run_with_its_reason(ansible_playbook, hosts, admin):
+    """A replica whose unit cannot start (a systemd drop-in pointing ExecStart at nothing, as a
+    broken package or a full disk would stop it): the rolling restart fails on that instance with
+    its Redis log (the shutdown the restart began) and its journal (systemd's reason), not only
+    systemd's "see journalctl". Its marker stays, so the run after the cause is gone restarts it."""
+    before = state(hosts, admin)
+    name = "redis-3"
+    port = min(p for (h, p), values in before.items() if h == name and values["role"] == "slave")
+    host = hosts[name]
+    unit = "redis-server@{}.service".format(port)
+    dropin = "/etc/systemd/system/{}.d".format(unit)
+    marker = "/etc/redis/restart-pending/{}".format(port)
+    host.run_expect([0], "mkdir -p {d} && printf '[Service]\\nExecStart=\\nExecStart=/nonexistent/redis-server\\n'"
+                         " > {d}/zz-test-cannot-start.conf && systemctl daemon-reload && touch {m}".format(d=dropin, m=marker))
+    try:
+        # Only the restart play's work (the first play loads its plan, tagged always).
+        failed = ansible_playbook("converge.yml", tags="redis_restart")
+        marker_kept = host.file(marker).exists
+        # Only that instance is down; the cluster serves every slot from the primaries.
+        other = next(p for p in PORTS if p != port)
+        during = host.run("{} -h 127.0.0.1 -p {} CLUSTER INFO".format(admin, other)).stdout
+    finally:
+        # The cause gone, the next run restarts it (and the later tests find the cluster whole).
+        host.run_expect([0], "rm -rf {} && systemctl daemon-reload && (systemctl reset-failed {} || true)".format(dropin, unit))
+        recovered = ansible_playbook("converge.yml", tags="redis_restart")
+    # The failure goes to standard error (the default callback's fatal: lines).
+    output = failed.stdout + failed.stderr
+    assert failed.returncode != 0, output[-3000:]
+    assert re.search(r"fatal: \[{}\]".format(name), output), output[-3000:]
+    assert "Redis is now ready to exit" in output, output[-3000:]                # its own log
+    assert re.search(r"Failed at step EXEC|status=203/EXEC", output), output[-3000:]  # its journal
+    assert marker_kept
+    assert "cluster_state:ok" in during, during
+
+    assert recovered.returncode == 0, recovered.stdout[-4000:] + recovered.stderr[-2000:]
+    after = state(hosts, admin)
+    assert after[(name, port)]["pending"] == "0"
+    assert after[(name, port)]["role"] == "slave"
+    assert after[(name, port)]["master_link_status"] == "up"
+    assert restarted(before, after) == [(name, port)]
 
 
 def _log_time(text: str) -> datetime:
