@@ -1,4 +1,6 @@
-"""pg_schema: migrations, triggers, privileges and partitions, checked the way a DBA would.
+"""pg_schema: migrations, triggers, privileges and partitions, checked the way a DBA would, on
+pg1, the primary of the cluster that playbooks/postgresql.yml converged (the users connect over
+TCP from the primary itself, listed in pg_hba.conf for 127.0.0.1/32).
 
 Tests run in file order: the partition tests run the maintenance service, and the migration
 tests last, because they re-run the playbook with extra migration files.
@@ -15,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from conftest import recap_changed
+
+testinfra_hosts = ["pg1"]
 
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 SHIPPED = PROJECT / "roles/pg_schema/files/migrations/tripgen_ai"

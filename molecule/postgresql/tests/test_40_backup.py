@@ -2,12 +2,14 @@
 back exactly the data of that moment, the verification job catches a broken backup, retention
 removes old backups, and a logical dump restores.
 
-The repository is on a dedicated host (backup-repo), reached from backup-pg through pgBackRest's
-TLS server: backups run there; archiving, restores, verification and dumps on backup-pg. backup-pg2
-is an asynchronous replica of backup-pg: after a restore it must stream the restored timeline.
+The repository is on a dedicated host (backup-repo), reached from pg1 (the primary) through
+pgBackRest's TLS server: backups run there; archiving, restores, verification and dumps on pg1.
+pg2 (sync standby) and pg3 (async replica) stream from pg1: after a restore both must stream the
+restored timeline.
 
 The tests run in file order and build on each other (PITR changes the timeline, retention
-removes backups), like the steps of a restore drill.
+removes backups), like the steps of a restore drill; they run after the replication suite and
+before the failover drill.
 """
 
 import json
@@ -20,7 +22,7 @@ import testinfra
 
 from conftest import wait_until
 
-testinfra_hosts = ["backup-pg"]
+testinfra_hosts = ["pg1"]
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
@@ -39,7 +41,13 @@ def repo():
 
 @pytest.fixture(scope="module")
 def replica():
-    return testinfra.get_host(f"ansible://backup-pg2?ansible_inventory={INVENTORY}")
+    """The asynchronous replica."""
+    return testinfra.get_host(f"ansible://pg3?ansible_inventory={INVENTORY}")
+
+
+@pytest.fixture(scope="module")
+def replicas(replica):
+    return {"pg2": testinfra.get_host(f"ansible://pg2?ansible_inventory={INVENTORY}"), "pg3": replica}
 
 
 def pgbackrest(host, *args):
@@ -94,17 +102,17 @@ def test_the_repository_is_on_the_repository_host_only(host, repo):
 
 def test_the_tls_server_lets_in_only_the_authorised_certificate_names(host, repo):
     tls = "/etc/pgbackrest/tls"
-    # The way a refusal is told from a success below: backup-pg's own certificate is let in.
+    # The way a refusal is told from a success below: pg1's own certificate is let in.
     assert '"status":{"code":0' in pgbackrest(host, "--output=json", "info")
     # The repository host's own certificate is from the same CA, but its name is not authorised
-    # on its own server (only backup-pg is): refused.
+    # on its own server (only the PostgreSQL servers are): refused.
     own = repo.run("runuser -u pgbackrest -- pgbackrest --stanza=main --repo1-host=backup-repo --repo1-host-type=tls"
                    f" --repo1-host-ca-file={tls}/ca.crt --repo1-host-cert-file={tls}/pgbackrest.crt"
                    f" --repo1-host-key-file={tls}/pgbackrest.key --output=json info")
     assert own.rc != 0 or '"status":{"code":0' not in own.stdout, own.stdout
-    # A certificate that claims backup-pg's name but is not from the CA: refused.
+    # A certificate that claims pg1's name but is not from the CA: refused.
     host.check_output("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1"
-                      " -subj /CN=backup-pg -keyout /tmp/forged.key -out /tmp/forged.crt 2>/dev/null"
+                      " -subj /CN=pg1 -keyout /tmp/forged.key -out /tmp/forged.crt 2>/dev/null"
                       " && chown postgres /tmp/forged.key /tmp/forged.crt")
     forged = host.run("runuser -u postgres -- pgbackrest --stanza=main --repo1-host-cert-file=/tmp/forged.crt"
                       " --repo1-host-key-file=/tmp/forged.key --output=json info")
@@ -198,29 +206,32 @@ def test_point_in_time_restore_brings_back_the_state_at_t(host, ansible_playbook
     assert len(aside) == 1 and host.file(f"{aside.pop()}/PG_VERSION").exists
 
 
-def test_the_replica_follows_the_restored_primary_onto_its_timeline(host, replica):
-    # restore.yml's last play rewinds the replica (or clones it afresh) onto the new timeline
+def test_both_replicas_follow_the_restored_primary_onto_its_timeline(host, replicas):
+    # restore.yml's last play rewinds each replica (or clones it afresh) onto the new timeline
     timeline = int(psql(host, "SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)", db="postgres"), 16)
-
-    def streaming():
-        return psql(replica, "SELECT status || ' ' || received_tli FROM pg_stat_wal_receiver", db="postgres")
-
-    assert wait_until(lambda: streaming() == f"streaming {timeline}", 60, interval=1), streaming()
-    assert psql(replica, "SELECT pg_is_in_recovery()") == "t"
-    # the restore's recovery target stayed behind on neither (else the replica would stop, and
+    # the restore's recovery target stayed behind on none of them (else a replica would stop, and
     # promote itself, at the first commit newer than the target)
     assert "recovery_target" not in host.file(f"{DATA}/postgresql.auto.conf").content_string
-    assert psql(replica, "SELECT current_setting('recovery_target_time')", db="postgres") == ""
-    # the replica holds the restored state, not the one it had streamed before the restore
-    for query in ("SELECT count(*) FROM pitr_keep",
-                  "SELECT md5(string_agg(id::text || v, ',' ORDER BY id)) FROM pitr_dropped"):
-        assert psql(replica, query) == psql(host, query)
-    assert psql(replica, "SELECT count(*) FROM pitr_keep") == "1000"
-    # and what the restored primary commits next reaches it
+    for name, replica in replicas.items():
+        def streaming(replica=replica):
+            return psql(replica, "SELECT status || ' ' || received_tli FROM pg_stat_wal_receiver", db="postgres")
+
+        assert wait_until(lambda: streaming() == f"streaming {timeline}", 60, interval=1), (name, streaming())
+        assert psql(replica, "SELECT pg_is_in_recovery()") == "t", name
+        assert psql(replica, "SELECT current_setting('recovery_target_time')", db="postgres") == "", name
+        # the replica holds the restored state, not the one it had streamed before the restore
+        for query in ("SELECT count(*) FROM pitr_keep",
+                      "SELECT md5(string_agg(id::text || v, ',' ORDER BY id)) FROM pitr_dropped"):
+            assert psql(replica, query) == psql(host, query), (name, query)
+        assert psql(replica, "SELECT count(*) FROM pitr_keep") == "1000", name
+    # and what the restored primary commits next reaches them (the commit itself waits for the
+    # synchronous standby, so it returning says pg2 has it)
     psql(host, "CREATE TABLE after_restore AS SELECT g AS id FROM generate_series(1, 7) g")
     lsn = psql(host, "SELECT pg_current_wal_lsn()", db="postgres")
-    wait_until(lambda: psql(replica, f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'", db="postgres") == "t", 30)
-    assert psql(replica, "SELECT count(*) FROM after_restore") == "7"
+    for name, replica in replicas.items():
+        assert wait_until(lambda replica=replica: psql(
+            replica, f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'", db="postgres") == "t", 30), name
+        assert psql(replica, "SELECT count(*) FROM after_restore") == "7", name
     psql(host, "DROP TABLE after_restore")
 
 
@@ -307,7 +318,7 @@ def test_logical_dump_restores_into_a_fresh_database(host):
         ({"pgbackrest_compress_type": "gz"}, "pgbackrest_compress_type"),
         ({"pgbackrest_archive_timeout": 7200}, "pgbackrest_archive_timeout"),
         # a repository host that is not a host of group backup
-        ({"pgbackrest_repo_host": "backup-pg"}, "pgbackrest_repo_host is backup-pg"),
+        ({"pgbackrest_repo_host": "pg1"}, "pgbackrest_repo_host is pg1"),
         # pgBackRest 2.45 cannot match an IP address against a certificate
         ({"pgbackrest_host_address": "192.0.2.7"}, "pgbackrest_host_address is an IP address"),
         # with a replica, a repository on each server's own disk (the preflight refuses it too)

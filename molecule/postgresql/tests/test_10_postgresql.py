@@ -1,8 +1,10 @@
 """What a DBA would check on the converged PostgreSQL server, with real queries.
 
-pg-server runs the role; pg-client is listed in pg_hba.conf (its /32), pg-outsider is on the
-same network but not listed. Client checks run psql on those containers against pg-server
-over the network, the way an application would.
+pg1 is the cluster's primary; these checks run first, before any drill moves the primary.
+pg-client is listed in pg_hba.conf (its /32), pg-outsider is on the same network but not listed.
+Client checks run psql on those containers against pg1 over the network, the way an
+application would. The role's own objects (postgresql_users, _databases, _schemas,
+_privileges) are app_*/appdb; pg_schema's seed schema has its own suite (test_20_schema.py).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def _host(name: str):
 
 @pytest.fixture(scope="module")
 def server():
-    return _host("pg-server")
+    return _host("pg1")
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +64,10 @@ def sql(server, query: str, db: str = "postgres") -> str:
     return result.stdout.rstrip("\n")
 
 
-def remote(host, user: str, password: str, query: str, db: str = "tripgen_ai", sslmode: str = "verify-full",
+def remote(host, user: str, password: str, query: str, db: str = "appdb", sslmode: str = "verify-full",
            extra: str = ""):
-    """Connect to pg-server over the network from `host`; return the CommandResult."""
-    conninfo = (f"host=pg-server port=5432 dbname={db} user={user} sslmode={sslmode} "
+    """Connect to pg1 over the network from `host`; return the CommandResult."""
+    conninfo = (f"host=pg1 port=5432 dbname={db} user={user} sslmode={sslmode} "
                 f"sslrootcert={CA_ON_CLIENT} connect_timeout=10 {extra}")
     return host.run("PGPASSWORD=%s psql %s -XAtq -v ON_ERROR_STOP=1 -c %s", password, conninfo, query)
 
@@ -149,10 +151,10 @@ def test_server_logs_what_the_seeds_ask_for(server):
 
 def test_pg_stat_statements_records_a_query(server, client, passwords):
     marker = f"molecule_probe_{uuid.uuid4().hex[:8]}"
-    result = remote(client, "ai_service", passwords["ai_service"], f"SELECT 42 AS {marker}")
+    result = remote(client, "app_service", passwords["app_service"], f"SELECT 42 AS {marker}")
     assert result.rc == 0, result.stderr
     calls = sql(server, "SELECT sum(s.calls) FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid "
-                        f"WHERE r.rolname = 'ai_service' AND s.query LIKE '%{marker}%'", db="tripgen_ai")
+                        f"WHERE r.rolname = 'app_service' AND s.query LIKE '%{marker}%'", db="appdb")
     assert calls == "1"
 
 
@@ -160,7 +162,7 @@ def test_pg_stat_statements_records_a_query(server, client, passwords):
 
 def test_listed_client_connects_with_tls_and_scram(client, passwords):
     # channel_binding=require only succeeds with SCRAM-SHA-256-PLUS, i.e. scram over TLS
-    result = remote(client, "ai_service", passwords["ai_service"],
+    result = remote(client, "app_service", passwords["app_service"],
                     "SELECT ssl || ' ' || version FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
                     extra="channel_binding=require")
     assert result.rc == 0, result.stderr
@@ -168,31 +170,31 @@ def test_listed_client_connects_with_tls_and_scram(client, passwords):
 
 
 def test_passwords_are_stored_as_scram(server):
-    assert sql(server, "SELECT count(*) FROM pg_authid WHERE rolname IN ('ai_service', 'ai_reader') "
+    assert sql(server, "SELECT count(*) FROM pg_authid WHERE rolname IN ('app_service', 'app_reader') "
                        "AND rolpassword LIKE 'SCRAM-SHA-256$%'") == "2"
 
 
 def test_connection_without_tls_is_refused(client, passwords):
-    result = remote(client, "ai_service", passwords["ai_service"], "SELECT 1", sslmode="disable")
+    result = remote(client, "app_service", passwords["app_service"], "SELECT 1", sslmode="disable")
     assert result.rc != 0
-    assert 'pg_hba.conf rejects connection for host "10.213.40.11"' in result.stderr
+    assert 'pg_hba.conf rejects connection for host "10.213.50.21"' in result.stderr
     assert "no encryption" in result.stderr
 
 
 def test_unlisted_network_is_refused(outsider, passwords):
-    result = remote(outsider, "ai_service", passwords["ai_service"], "SELECT 1", sslmode="require")
+    result = remote(outsider, "app_service", passwords["app_service"], "SELECT 1", sslmode="require")
     assert result.rc != 0
-    assert 'pg_hba.conf rejects connection for host "10.213.40.12"' in result.stderr
+    assert 'pg_hba.conf rejects connection for host "10.213.50.22"' in result.stderr
 
 
 def test_wrong_password_is_refused(client):
-    result = remote(client, "ai_service", "not-the-password", "SELECT 1")
+    result = remote(client, "app_service", "not-the-password", "SELECT 1")
     assert result.rc != 0
-    assert 'password authentication failed for user "ai_service"' in result.stderr
+    assert 'password authentication failed for user "app_service"' in result.stderr
 
 
 def test_unlisted_database_is_refused(client, passwords):
-    result = remote(client, "ai_service", passwords["ai_service"], "SELECT 1", db="postgres")
+    result = remote(client, "app_service", passwords["app_service"], "SELECT 1", db="postgres")
     assert result.rc != 0
     assert "pg_hba.conf rejects connection" in result.stderr
 
@@ -207,46 +209,46 @@ def test_superuser_has_no_network_access(client):
 
 def test_database_as_declared(server):
     assert sql(server, "SELECT pg_get_userbyid(datdba) || ' ' || pg_encoding_to_char(encoding) || ' ' || "
-                       "datcollate || ' ' || datctype FROM pg_database WHERE datname = 'tripgen_ai'") \
-        == "ai_service UTF8 en_US.UTF-8 en_US.UTF-8"
+                       "datcollate || ' ' || datctype FROM pg_database WHERE datname = 'appdb'") \
+        == "app_service UTF8 en_US.UTF-8 en_US.UTF-8"
 
 
 def test_roles_as_declared(server):
     rows = sql(server, "SELECT rolname, rolcanlogin, rolconnlimit, coalesce(rolvaliduntil::date::text, 'infinity'), "
                        "coalesce(array_to_string(rolconfig, ';'), '') FROM pg_roles "
-                       "WHERE rolname IN ('ai_service', 'ai_reader', 'app_readonly') ORDER BY rolname")
+                       "WHERE rolname IN ('app_service', 'app_reader', 'app_readonly') ORDER BY rolname")
     assert rows.splitlines() == [
-        "ai_reader|t|5|2099-12-31|",
-        "ai_service|t|50|infinity|search_path=ai_schema",
+        "app_reader|t|5|2099-12-31|",
         "app_readonly|f|-1|infinity|",
+        "app_service|t|50|infinity|search_path=app_schema",
     ]
-    assert sql(server, "SELECT pg_has_role('ai_reader', 'app_readonly', 'MEMBER')") == "t"
+    assert sql(server, "SELECT pg_has_role('app_reader', 'app_readonly', 'MEMBER')") == "t"
 
 
 def test_schema_and_extensions_as_declared(server):
-    assert sql(server, "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'ai_schema'",
-               db="tripgen_ai") == "ai_service"
-    extensions = sql(server, "SELECT extname FROM pg_extension ORDER BY 1", db="tripgen_ai").split()
+    assert sql(server, "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'app_schema'",
+               db="appdb") == "app_service"
+    extensions = sql(server, "SELECT extname FROM pg_extension ORDER BY 1", db="appdb").split()
     for name in ["pg_stat_statements", "pg_trgm", "btree_gin", "btree_gist", "uuid-ossp", "pgcrypto"]:
         assert name in extensions
     assert "pg_stat_statements" in sql(server, "SELECT extname FROM pg_extension").split()
 
 
 def test_privileges_as_declared(client, passwords):
-    owner = ("ai_service", passwords["ai_service"])
-    reader = ("ai_reader", passwords["ai_reader"])
-    # the owner creates a table; default privileges give app_readonly (so ai_reader) SELECT on it
-    result = remote(client, *owner, "CREATE TABLE IF NOT EXISTS ai_schema.privilege_probe (id int); "
-                                    "TRUNCATE ai_schema.privilege_probe; "
-                                    "INSERT INTO ai_schema.privilege_probe VALUES (7)")
+    owner = ("app_service", passwords["app_service"])
+    reader = ("app_reader", passwords["app_reader"])
+    # the owner creates a table; default privileges give app_readonly (so app_reader) SELECT on it
+    result = remote(client, *owner, "CREATE TABLE IF NOT EXISTS app_schema.privilege_probe (id int); "
+                                    "TRUNCATE app_schema.privilege_probe; "
+                                    "INSERT INTO app_schema.privilege_probe VALUES (7)")
     assert result.rc == 0, result.stderr
-    result = remote(client, *reader, "SELECT id FROM ai_schema.privilege_probe")
+    result = remote(client, *reader, "SELECT id FROM app_schema.privilege_probe")
     assert (result.rc, result.stdout.strip()) == (0, "7"), result.stderr
     # ...and nothing it was not granted
-    result = remote(client, *reader, "INSERT INTO ai_schema.privilege_probe VALUES (8)")
+    result = remote(client, *reader, "INSERT INTO app_schema.privilege_probe VALUES (8)")
     assert result.rc != 0 and "permission denied for table privilege_probe" in result.stderr
-    result = remote(client, *reader, "CREATE TABLE ai_schema.not_mine (id int)")
-    assert result.rc != 0 and "permission denied for schema ai_schema" in result.stderr
+    result = remote(client, *reader, "CREATE TABLE app_schema.not_mine (id int)")
+    assert result.rc != 0 and "permission denied for schema app_schema" in result.stderr
     result = remote(client, *reader, "CREATE TABLE public.not_mine (id int)")
     assert result.rc != 0 and "permission denied for schema public" in result.stderr
 
@@ -264,7 +266,7 @@ def test_bad_input_fails_before_anything_changes(ansible_playbook, server):
         ({"postgresql_parameters": {"shared_bufers": "1GB"}}, "shared_bufers"),
     ]
     with ThreadPoolExecutor(max_workers=len(cases)) as pool:
-        runs = list(pool.map(lambda case: ansible_playbook("converge.yml", case[0], limit="pg-server"), cases))
+        runs = list(pool.map(lambda case: ansible_playbook("converge.yml", case[0], limit="pg1"), cases))
     for (extra_vars, named), run in zip(cases, runs):
         assert run.returncode != 0, f"{extra_vars} was accepted"
         assert named in run.stdout + run.stderr, run.stdout[-3000:]
@@ -281,7 +283,7 @@ def test_reload_for_reloadable_settings_restart_only_when_pending(ansible_playbo
     started = start_time(server)
     try:
         # a reloadable setting: reload, no restart
-        run = ansible_playbook("converge.yml", reloadable, limit="pg-server", tags=tags)
+        run = ansible_playbook("converge.yml", reloadable, limit="pg1", tags=tags)
         assert run.returncode == 0, run.stdout[-3000:]
         assert sql(server, "SHOW log_min_duration_statement") == "750ms"
         assert RELOAD_HANDLER in run.stdout and RESTART_HANDLER not in run.stdout
@@ -289,7 +291,7 @@ def test_reload_for_reloadable_settings_restart_only_when_pending(ansible_playbo
 
         # shared_buffers with restarts forbidden: reported, still pending, no restart
         run = ansible_playbook("converge.yml", dict(restart, postgresql_restart_allowed=False),
-                               limit="pg-server", tags=tags)
+                               limit="pg1", tags=tags)
         assert run.returncode == 0, run.stdout[-3000:]
         assert "NOT restarting" in run.stdout and "shared_buffers" in run.stdout
         assert RESTART_HANDLER not in run.stdout
@@ -297,19 +299,21 @@ def test_reload_for_reloadable_settings_restart_only_when_pending(ansible_playbo
         assert start_time(server) == started
 
         # shared_buffers with restarts allowed: exactly one restart
-        run = ansible_playbook("converge.yml", restart, limit="pg-server", tags=tags)
+        run = ansible_playbook("converge.yml", restart, limit="pg1", tags=tags)
         assert run.returncode == 0, run.stdout[-3000:]
         assert run.stdout.count(RESTART_HANDLER) == 1
         assert sql(server, "SHOW shared_buffers") == "192MB"
         assert start_time(server) != started
     finally:
-        run = ansible_playbook("converge.yml", limit="pg-server", tags=tags)
+        run = ansible_playbook("converge.yml", limit="pg1", tags=tags)
         assert run.returncode == 0, run.stdout[-3000:]
     assert sql(server, "SHOW shared_buffers") == "256MB"
     assert sql(server, "SHOW log_min_duration_statement") == "1s"
 
 
 def test_check_mode_on_the_converged_host_changes_nothing(ansible_playbook):
-    run = ansible_playbook("converge.yml", check=True)
+    # The primary: the postgresql role, its backups and pg_schema's objects. (The idempotence
+    # step has run the whole converge on every host; the drill's converge runs it once more.)
+    run = ansible_playbook("converge.yml", check=True, limit="pg1")
     assert run.returncode == 0, run.stdout[-3000:]
     assert recap_changed(run.stdout) == 0, changed_tasks(run.stdout)
