@@ -14,8 +14,8 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 # Molecule scenarios, in the order `make test` runs them (cheapest first).
-SCENARIOS ?= baseline postgresql replication backup schema redis_cluster site
-SCENARIO  ?= baseline
+SCENARIOS ?= postgresql redis_cluster site
+SCENARIO  ?= site
 
 .PHONY: help
 help:  ## List the targets
