@@ -2,7 +2,8 @@
 # make bench: the figures of issue 10 item 6, measured side by side in one run and printed as a
 # table (also written to .cache/bench/<timestamp>.txt). Nothing is asserted on the figures; the
 # targets are printed next to them.
-#   1. playbooks/site.yml on fresh containers: time; then a no-op re-run: time and changed count
+#   1. playbooks/site.yml on fresh containers: time; then a no-op re-run: time and changed count;
+#      for each, the module runs on the hosts and on the controller (callback module_runs)
 #   2. pgbench TPS on the same container and data: our conf.d settings vs Debian's defaults vs
 #      PGTune's output alone (the onprem.datastores.pg_tune filter for the same memory plan)
 #   3. redis-benchmark SET/GET through TLS with the application's ACL user on a cluster primary vs a
@@ -134,13 +135,32 @@ role_default() {
 json_get() { python3 -c 'import json, sys; v = json.loads(sys.argv[1]); print(v[sys.argv[2]])' "$1" "$2"; }
 
 # --- Converge ---------------------------------------------------------------------------------
+# module_runs FILE: the note for the JSON line the callback module_runs wrote (see
+# scripts/ansible/callback_plugins/module_runs.py): results are ok + changed + failed, loop items
+# counted one by one; retries of until loops re-run a module without a result of their own.
+module_runs() {
+  [ -s "$1" ] || { echo "module runs: not recorded ($1 missing)"; return 0; }
+  python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+note = "module runs on hosts %(host)d, controller %(controller)d, results %(results)d" % r
+extra = ["%d %s" % (r[k], k.replace("_", " ")) for k in ("retries", "async_polls") if r.get(k)]
+print(note + (" (+ " + ", ".join(extra) + ")" if extra else ""))' "$1" || echo "module runs: not readable in $1"
+}
+
 # converge NAME: run scripts/sandbox.sh up (containers + site.yml), log to $WORK/NAME.log;
-# sets CONVERGE_SECONDS and CONVERGE_CHANGED (sum of changed= in the play recap).
+# sets CONVERGE_SECONDS, CONVERGE_CHANGED (sum of changed= in the play recap) and CONVERGE_RUNS
+# (the module runs, counted into $WORK/NAME.runs.json).
 converge() {
-  local log=$WORK/$1.log start
+  local log=$WORK/$1.log runs=$PWD/$WORK/$1.runs.json start
+  rm -f "$runs"
   start=$(now)
-  # profile_roles and profile_tasks end the log with where the time went (the slowest tasks and roles)
-  if ! ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_roles,ansible.posix.profile_tasks PROFILE_TASKS_TASK_OUTPUT_LIMIT=25 \
+  # profile_roles and profile_tasks end the log with where the time went (the slowest tasks and
+  # roles); module_runs prints nothing and writes its counts to ONPREM_MODULE_RUNS_FILE. The
+  # variables reach ansible-playbook through scripts/sandbox.sh, which keeps the environment.
+  if ! ANSIBLE_CALLBACK_PLUGINS=$PWD/scripts/ansible/callback_plugins \
+    ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_roles,ansible.posix.profile_tasks,module_runs \
+    ONPREM_MODULE_RUNS_FILE=$runs PROFILE_TASKS_TASK_OUTPUT_LIMIT=25 \
     scripts/sandbox.sh up >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     die "converge $1 failed (log: $log)"
@@ -149,7 +169,8 @@ converge() {
   CONVERGE_CHANGED=$(awk '/^PLAY RECAP/ { r = 1; next }
     r { for (i = 1; i <= NF; i++) if ($i ~ /^changed=/) { split($i, a, "="); s += a[2] } }
     END { print s + 0 }' "$log")
-  log "converge $1: ${CONVERGE_SECONDS} s, changed=$CONVERGE_CHANGED"
+  CONVERGE_RUNS=$(module_runs "$runs")
+  log "converge $1: ${CONVERGE_SECONDS} s, changed=$CONVERGE_CHANGED, $CONVERGE_RUNS"
 }
 
 # Seed the bench's apt archive caches from the sandbox's (same host names), so both start warm.
@@ -171,13 +192,13 @@ step_converge() {
     log "converging playbooks/site.yml on fresh containers ($ALL_HOSTS); log: $WORK/converge-fresh.log"
     converge converge-fresh
     row "site.yml converge, fresh containers" "${CONVERGE_SECONDS} s" "<= 360 s" \
-      "$(echo "$ALL_HOSTS" | wc -w) containers, incl. starting them; changed=$CONVERGE_CHANGED; $APT_NOTE"
+      "$(echo "$ALL_HOSTS" | wc -w) containers, incl. starting them; changed=$CONVERGE_CHANGED; $CONVERGE_RUNS; $APT_NOTE"
   else
     row "site.yml converge, fresh containers" "skipped" "<= 360 s" "BENCH_FRESH=0: kept bench containers reused"
   fi
   log "no-op re-run of site.yml"
   converge converge-noop
-  row "site.yml re-run (no-op)" "${CONVERGE_SECONDS} s" "<= 45 s" "changed=$CONVERGE_CHANGED (target 0)"
+  row "site.yml re-run (no-op)" "${CONVERGE_SECONDS} s" "<= 45 s" "changed=$CONVERGE_CHANGED (target 0); $CONVERGE_RUNS"
 }
 
 # --- pgbench: ours vs Debian's defaults vs PGTune ----------------------------------------------
@@ -566,7 +587,7 @@ main() {
   if step recheck; then
     log "final re-run of site.yml: the hosts must be as the bench found them"
     converge converge-after
-    row "site.yml re-run after the bench" "${CONVERGE_SECONDS} s" "changed=0" "changed=$CONVERGE_CHANGED"
+    row "site.yml re-run after the bench" "${CONVERGE_SECONDS} s" "changed=0" "changed=$CONVERGE_CHANGED; $CONVERGE_RUNS"
   fi
   report "$load" "$cores" "$mem" "$others"
 }
