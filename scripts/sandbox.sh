@@ -6,6 +6,9 @@
 #   scripts/sandbox.sh down   remove the containers and their network
 # The hosts and groups come from inventories/sandbox/hosts.yml (the same file
 # Ansible reads); each host becomes a container of the test base image.
+# ONPREM_SANDBOX_MEMORY="pg1=1536m [host=size ...]" caps the named hosts' containers
+# (docker run --memory, no swap on top); unset, as for make sandbox, every container
+# sees the whole machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +20,10 @@ IMAGE=${ONPREM_TEST_IMAGE:-onprem-datastores/debian12-systemd:latest}
 PREFIX=${ONPREM_SANDBOX_PREFIX:-onprem-sbx-}
 LABEL=${ONPREM_SANDBOX_LABEL:-org.onprem.sandbox=1}
 APT_CACHE=${ONPREM_APT_CACHE:-/var/cache/onprem-datastores/apt-archives}
+# Memory limits per host, space-separated host=size (docker's sizes: 1536m, 2g). scripts/bench.sh
+# gives its PostgreSQL primary the memory of the VM the plan is for: without a limit the
+# container's page cache is the machine's, and memory settings cannot show in the figures.
+MEMORY=${ONPREM_SANDBOX_MEMORY:-}
 export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_CONFIG="$PWD/ansible.cfg"
 
 hosts() { ansible-inventory -i "$INV/hosts.yml" --list 2>/dev/null | python3 -c '
@@ -48,29 +55,83 @@ migrate_plaintext_secrets() {
   rm -f "$old"
 }
 
+declare -A MEM_LIMIT=()
+
+# Read ONPREM_SANDBOX_MEMORY before any container is made: a misspelt host or size would
+# otherwise leave that container without a limit and nothing would say so.
+memory_limits() {  # memory_limits HOSTS (one a line)
+  local all=" ${1//$'\n'/ } " spec host size
+  for spec in $MEMORY; do
+    host=${spec%%=*} size=${spec#*=}
+    if [[ "$spec" != *=* || "$all" != *" $host "* ]]; then
+      echo "sandbox: ONPREM_SANDBOX_MEMORY: '$spec' is not host=size with a host of $INV/hosts.yml:$all" >&2
+      exit 2
+    fi
+    if [[ ! "$size" =~ ^[1-9][0-9]*[kmg]?$ ]]; then
+      echo "sandbox: ONPREM_SANDBOX_MEMORY: '$size' for $host is not a size such as 1536m or 2g" >&2
+      exit 2
+    fi
+    MEM_LIMIT[$host]=$size
+  done
+}
+
+bytes() {  # bytes SIZE: docker's k, m and g are powers of 1024
+  local n=${1%[kmg]}
+  case $1 in
+    *k) echo $((n << 10)) ;;
+    *m) echo $((n << 20)) ;;
+    *g) echo $((n << 30)) ;;
+    *) echo "$n" ;;
+  esac
+}
+
+# check_memory HOST: docker must report the limit asked for, now rather than after the converge.
+check_memory() {
+  local want got
+  [ -n "${MEM_LIMIT[$1]:-}" ] || return 0
+  want=$(bytes "${MEM_LIMIT[$1]}")
+  got=$(docker inspect -f '{{.HostConfig.Memory}}' "$PREFIX$1")
+  if [ "$got" != "$want" ]; then
+    echo "sandbox: $PREFIX$1 has a memory limit of $got bytes, not the ${MEM_LIMIT[$1]} ($want bytes) of ONPREM_SANDBOX_MEMORY" >&2
+    exit 1
+  fi
+}
+
 up() {
+  local all h
+  local -a mem
+  vault_password  # first: ansible-inventory reads the vault password file
+  migrate_plaintext_secrets
+  all=$(hosts)
+  memory_limits "$all"
   docker network inspect "$NET" >/dev/null 2>&1 || docker network create "$NET" >/dev/null
   mkdir -p "$APT_CACHE"
-  vault_password
-  migrate_plaintext_secrets
-  for h in $(hosts); do
+  for h in $all; do
+    # --memory-swap equal to --memory: no swap on top of the limit, as on a VM without swap
+    # (docker's default would allow as much swap again where the machine has some).
+    mem=()
+    [ -z "${MEM_LIMIT[$h]:-}" ] || mem=(--memory "${MEM_LIMIT[$h]}" --memory-swap "${MEM_LIMIT[$h]}")
     if docker container inspect "$PREFIX$h" >/dev/null 2>&1; then
+      # A kept container (BENCH_FRESH=0) gets the limit asked now, not the one it was made with.
+      [ ${#mem[@]} -eq 0 ] || docker update "${mem[@]}" "$PREFIX$h" >/dev/null
       docker start "$PREFIX$h" >/dev/null
+      check_memory "$h"
       continue
     fi
-    echo "sandbox: starting $h"
+    echo "sandbox: starting $h${MEM_LIMIT[$h]:+ (memory limit ${MEM_LIMIT[$h]})}"
     docker run -d --name "$PREFIX$h" --hostname "$h" --network "$NET" --network-alias "$h" \
       --cap-add SYS_ADMIN --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
       --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
-      -v "$APT_CACHE/$h:/var/cache/apt/archives" \
+      -v "$APT_CACHE/$h:/var/cache/apt/archives" "${mem[@]}" \
       --label "$LABEL" "$IMAGE" /lib/systemd/systemd >/dev/null
+    check_memory "$h"
   done
   # pg_hba lists the sandbox network: Docker picks its subnet, so ask Docker.
   subnet=$(docker network inspect -f '{{ (index .IPAM.Config 0).Subnet }}' "$NET")
   ansible-playbook -i "$INV/hosts.yml" playbooks/site.yml -e "baseline_apt_mirror=${ONPREM_APT_MIRROR:-}" \
     -e "baseline_apt_security_mirror=${ONPREM_APT_SECURITY_MIRROR:-}" -e "sandbox_subnet=$subnet"
   echo
-  echo "sandbox: up. Shell into a host with: docker exec -it ${PREFIX}<host> bash   (hosts: $(hosts | tr '\n' ' '))"
+  echo "sandbox: up. Shell into a host with: docker exec -it ${PREFIX}<host> bash   (hosts: ${all//$'\n'/ })"
   echo "sandbox: re-run with: make sandbox   remove with: make sandbox-down"
 }
 
