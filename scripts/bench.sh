@@ -12,7 +12,9 @@
 #      directory on the same disk, in MB/s
 # The hosts are those of inventories/sandbox, run as their own containers (prefix onprem-bench-,
 # network onprem-bench, inventory .cache/bench/inventory with its own secrets and CA) so that a
-# running sandbox is left alone. Everything the bench changes is
+# running sandbox is left alone. The PostgreSQL primary's container is limited to the memory of
+# the VM its plan is for (BENCH_PG_MEMORY), so its page cache is not the whole machine's.
+# Everything the bench changes is
 # put back (the converge is re-run at the end and must report 0 changed), and the containers are
 # removed at the end unless BENCH_KEEP=1.
 #
@@ -20,6 +22,9 @@
 #   BENCH_KEEP=1             keep the bench containers afterwards [0]
 #   BENCH_FRESH=0            reuse kept bench containers: no fresh-converge figure [1]
 #   BENCH_STEPS              which parts to run ["converge pgbench redis backup recheck"]
+#   BENCH_PG_MEMORY          memory limit of the PostgreSQL primary's container in MB, or none
+#                            [the plan's VM: postgresql_memory_mb + memory_budget's OS reserve,
+#                            1536 for the sandbox's 1024]
 #   BENCH_PGBENCH_SCALE      pgbench scale factor, ~15 MB each [40]
 #   BENCH_PGBENCH_CLIENTS    clients of every run [8]
 #   BENCH_PGBENCH_SECONDS    length of every measured run [30]
@@ -38,6 +43,7 @@ cd "$(dirname "$0")/.."
 KEEP=${BENCH_KEEP:-0}
 FRESH=${BENCH_FRESH:-1}
 STEPS=" ${BENCH_STEPS:-converge pgbench redis backup recheck} "
+PG_MEMORY=${BENCH_PG_MEMORY:-}         # empty: derived from the plan (pg_memory)
 PG_SCALE=${BENCH_PGBENCH_SCALE:-40}
 PG_CLIENTS=${BENCH_PGBENCH_CLIENTS:-8}
 PG_SECONDS=${BENCH_PGBENCH_SECONDS:-30}
@@ -114,7 +120,10 @@ for h in (p, r):
     if not str(hv[h].get("ansible_host", h)).startswith(sys.argv[1]):
         sys.exit(f"{h}: ansible_host does not use the onprem-sbx- prefix of the sandbox inventory")
 pc, rc = hv[p].get("ansible_host", p), hv[r].get("ansible_host", r)
-print(f"PG_HOST={p} PG_C={pc} REDIS_HOST={r} REDIS_C={rc}")
+# The plan as the inventory pins it (a number); a template or nothing leaves it empty.
+plan = str(hv[p].get("postgresql_memory_mb", ""))
+plan = plan if plan.isdigit() else ""
+print(f"PG_HOST={p} PG_C={pc} REDIS_HOST={r} REDIS_C={rc} PG_PLAN_MB={plan}")
 print("declare -gA HOST_C=(" + " ".join("[%s]=%s" % (h, v.get("ansible_host", h)) for h, v in sorted(hv.items())) + ")")
 print("ALL_HOSTS=\"" + " ".join(sorted(hv)) + "\"")
 ' "$PREFIX") || die "cannot read $INV"
@@ -133,6 +142,105 @@ role_default() {
   python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))[sys.argv[2]])' "roles/$1/defaults/main.yml" "$2"
 }
 json_get() { python3 -c 'import json, sys; v = json.loads(sys.argv[1]); print(v[sys.argv[2]])' "$1" "$2"; }
+
+# --- The PostgreSQL primary's memory ------------------------------------------------------------
+# Without a limit the primary's container has the machine's 24 GB of page cache: any data set is
+# read from memory and no memory setting can show in the TPS. The default limit is the VM the plan
+# is for: the smallest host that memory_budget (filter_plugins/memory_budget.py, the rule the
+# inventories' plans come from) gives postgresql_memory_mb to PostgreSQL alone, i.e. the plan plus
+# its OS reserve, the larger of 512 MB and 10 % (1024 + 512 = 1536 MB for the sandbox). The plan is
+# PostgreSQL's own: shared_buffers, the backends and the page cache effective_cache_size counts on.
+# The reserve holds what the VM's OS would, and in the container more: systemd and journald, the
+# node and PostgreSQL exporters, pgBackRest's TLS server and its async archive-push, and pgbench
+# and psql themselves (pg() runs them with docker exec, which puts them in the container's cgroup;
+# 8 clients in 2 threads), plus the kernel memory a cgroup is charged for (sockets, dentries).
+# That is expected to stay well under 512 MB (not measured); what it leaves is page cache, as on
+# the VM.
+pg_memory() {
+  [ -n "$PG_PLAN_MB" ] || die "postgresql_memory_mb must be pinned to a number for $PG_HOST in the inventory (the bench sizes the container and the data set from it)"
+  PG_VM_MB=$(python3 - "$PG_PLAN_MB" <<'EOF'
+import sys
+sys.path.insert(0, "filter_plugins")
+from memory_budget import memory_budget
+plan = int(sys.argv[1])
+total = plan + 512  # memory_budget's smallest reserve; grow until its share is the plan
+while memory_budget(total)["postgresql_mb"] < plan:
+    total += 1
+print(total)
+EOF
+) || die "cannot derive the container's memory from postgresql_memory_mb=$PG_PLAN_MB (memory_budget)"
+  case $PG_MEMORY in
+    "") PG_MEM_MB=$PG_VM_MB
+        PG_MEM_NOTE="the plan's VM: $PG_PLAN_MB MB plan + memory_budget's $((PG_VM_MB - PG_PLAN_MB)) MB OS reserve" ;;
+    none) PG_MEM_MB=0
+          PG_MEM_NOTE="none (BENCH_PG_MEMORY=none): the page cache is the machine's" ;;
+    *) PG_MEM_MB=$PG_MEMORY
+       PG_MEM_NOTE="BENCH_PG_MEMORY; the plan's VM would be $PG_VM_MB MB" ;;
+  esac
+  # The variable scripts/sandbox.sh reads; set even when empty, so a value in the caller's
+  # environment (for their sandbox) does not reach the bench's containers.
+  export ONPREM_SANDBOX_MEMORY=""
+  [ "$PG_MEM_MB" = 0 ] || ONPREM_SANDBOX_MEMORY="$PG_HOST=${PG_MEM_MB}m"
+}
+
+# pg_check_memory: the limit asked must be in force before anything is measured (a kept container
+# made before keeps the limit it was made with unless scripts/sandbox.sh up ran since). Docker's
+# record, then what the kernel applies: the smallest memory limit on the way from the postmaster's
+# cgroup to the root (cgroup v2 memory.max or v1 memory.limit_in_bytes; the containers use the
+# host's cgroup namespace and /sys/fs/cgroup, so the paths in /proc/PID/cgroup are found there).
+pg_check_memory() {
+  local want got swap pid kernel
+  want=$((PG_MEM_MB << 20))
+  got=$(docker inspect -f '{{.HostConfig.Memory}}' "$PG_C")
+  [ "$got" = "$want" ] || die "$PG_C has a memory limit of $got bytes, not the $want asked ($PG_MEM_MB MB; 0 = none):" \
+    "recreate the containers (BENCH_FRESH=1), or include the converge step (scripts/sandbox.sh up sets a limit on a kept container; it does not remove one)"
+  # --memory-swap equal to the limit means no swap on top; without swap accounting in the kernel
+  # docker drops it (MemorySwap -1) with a warning, and the container may swap where the machine can.
+  swap=$(docker inspect -f '{{.HostConfig.MemorySwap}}' "$PG_C")
+  pid=$(docker exec "$PG_C" systemctl show -p MainPID --value "$PG_SERVICE")
+  [ "${pid:-0}" != 0 ] || die "no main PID for $PG_SERVICE in $PG_C"
+  kernel=$(docker exec -i "$PG_C" python3 - "$pid" <<'EOF'
+import os, sys
+limits, seen = [], False
+for line in open(f"/proc/{sys.argv[1]}/cgroup"):
+    _, controllers, path = line.rstrip("\n").split(":", 2)
+    if controllers == "":
+        root, name = "/sys/fs/cgroup", "memory.max"  # v2
+    elif "memory" in controllers.split(","):
+        root, name = "/sys/fs/cgroup/" + controllers, "memory.limit_in_bytes"  # v1
+    else:
+        continue
+    d = os.path.normpath(root + path)
+    if not os.path.isdir(d):
+        continue
+    while True:
+        f = os.path.join(d, name)
+        if os.path.exists(f):
+            seen = True
+            v = open(f).read().strip()
+            if v != "max" and int(v) < 2**62:  # v1 writes "no limit" as about 2^63
+                limits.append(int(v))
+        if d == root:
+            break
+        d = os.path.dirname(d)
+print(min(limits) if limits else (0 if seen else "unknown"))
+EOF
+) || die "cannot read the memory cgroup of $PG_SERVICE in $PG_C"
+  if [ "$kernel" = unknown ]; then
+    PG_MEM_CHECK="docker's HostConfig.Memory agrees; the postmaster's cgroup was not readable"
+    log "warning: $PG_MEM_CHECK"
+  elif [ "$kernel" != "$want" ]; then
+    die "the kernel limits $PG_SERVICE in $PG_C to $kernel bytes (0 = none), not the $want asked; docker's record says $got"
+  elif [ "$want" = 0 ]; then
+    PG_MEM_CHECK="checked: no limit in docker's HostConfig.Memory nor on the postmaster's cgroup"
+  else
+    PG_MEM_CHECK="in force: docker's HostConfig.Memory and the postmaster's cgroup agree"
+  fi
+  if [ "$want" != 0 ] && [ "$swap" != "$want" ]; then
+    PG_MEM_CHECK+="; swap not capped (MemorySwap $swap; the machine's swap: $(awk '/^SwapTotal:/ { print $2 / 1024 " MB" }' /proc/meminfo))"
+  fi
+  log "pgbench: memory limit of $PG_C: ${PG_MEM_MB} MB (0 = none), $PG_MEM_CHECK"
+}
 
 # --- Converge ---------------------------------------------------------------------------------
 # module_runs FILE: the note for the JSON line the callback module_runs wrote (see
@@ -315,6 +423,7 @@ step_pgbench() {
   local start size r v tps
   declare -A TPS=() SB=()
   pg_paths
+  pg_check_memory
   pgtune_conf >"$WORK/pgtune.conf"
   docker exec "$PG_C" install -d -m 0700 "$SCRATCH"
   docker exec "$PG_C" cp -p "$PG_SETTINGS" "$PG_SAVED"
@@ -527,7 +636,12 @@ report() {
   {
     echo "onprem.datastores benchmark, $(date '+%Y-%m-%d %H:%M %Z'), commit $(git rev-parse --short HEAD)$dirty"
     echo "machine: $cores cores, $mem RAM, load average at start $load, $others other containers running at start"
-    echo "hosts: $ALL_HOSTS (containers ${PREFIX}*; each sees the whole machine, budgets from $SOURCE_INV/group_vars)"
+    echo "hosts: $ALL_HOSTS (containers ${PREFIX}*, budgets from $SOURCE_INV/group_vars)"
+    if [ "$PG_MEM_MB" != 0 ]; then
+      echo "memory: $PG_HOST's container limited to $PG_MEM_MB MB ($PG_MEM_NOTE); ${PG_MEM_CHECK:-not checked: no pgbench step}; the others see the whole machine"
+    else
+      echo "memory: no container limited ($PG_MEM_NOTE); ${PG_MEM_CHECK:-not checked: no pgbench step}; every container sees the whole machine"
+    fi
     if step pgbench; then
       echo "PostgreSQL memory plan for our tuning and for PGTune alike: ${PG_PLAN:-?}"
       echo "pgbench: TPC-B-like, scale $PG_SCALE, $PG_CLIENTS clients, 2 threads, ${PG_SECONDS} s runs after a ${PG_WARMUP} s warm-up," \
@@ -559,6 +673,7 @@ main() {
       *) die "BENCH_PGBENCH_VARIANTS: '$v' is not BASE+name=value[+name=value...] with BASE ours, default or pgtune" ;;
     esac
   done
+  [[ "$PG_MEMORY" =~ ^(|none|[1-9][0-9]*)$ ]] || die "BENCH_PG_MEMORY: '$PG_MEMORY' is not a number of MB or none"
   mkdir -p "$WORK"
   : >"$ROWS"
   BENCH_START=$(now)
@@ -574,6 +689,7 @@ main() {
   fi
   make_inventory
   read_inventory
+  pg_memory
   trap cleanup EXIT
   set -E
   trap 'log "ERROR: line $LINENO: \"$BASH_COMMAND\" failed"' ERR
