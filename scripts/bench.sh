@@ -13,8 +13,8 @@
 # The hosts are those of inventories/sandbox, run as their own containers (prefix onprem-bench-,
 # network onprem-bench, inventory .cache/bench/inventory with its own secrets and CA) so that a
 # running sandbox is left alone. The PostgreSQL primary's container is limited to the memory of
-# the VM its plan is for (BENCH_PG_MEMORY), so its page cache is not the whole machine's.
-# Everything the bench changes is
+# the VM its plan is for (BENCH_PG_MEMORY) and pgbench's data set is about twice that, so the
+# page cache cannot hold it as the whole machine's would. Everything the bench changes is
 # put back (the converge is re-run at the end and must report 0 changed), and the containers are
 # removed at the end unless BENCH_KEEP=1.
 #
@@ -25,7 +25,8 @@
 #   BENCH_PG_MEMORY          memory limit of the PostgreSQL primary's container in MB, or none
 #                            [the plan's VM: postgresql_memory_mb + memory_budget's OS reserve,
 #                            1536 for the sandbox's 1024]
-#   BENCH_PGBENCH_SCALE      pgbench scale factor, ~15 MB each [40]
+#   BENCH_PGBENCH_SCALE      pgbench scale factor, ~15 MB each [twice the container limit, to
+#                            tens: 200 (~3 GB) for 1536 MB]
 #   BENCH_PGBENCH_CLIENTS    clients of every run [8]
 #   BENCH_PGBENCH_SECONDS    length of every measured run [30]
 #   BENCH_PGBENCH_WARMUP     unmeasured run after each restart, seconds [10]
@@ -44,7 +45,7 @@ KEEP=${BENCH_KEEP:-0}
 FRESH=${BENCH_FRESH:-1}
 STEPS=" ${BENCH_STEPS:-converge pgbench redis backup recheck} "
 PG_MEMORY=${BENCH_PG_MEMORY:-}         # empty: derived from the plan (pg_memory)
-PG_SCALE=${BENCH_PGBENCH_SCALE:-40}
+PG_SCALE=${BENCH_PGBENCH_SCALE:-}      # empty: derived from the limit (pg_memory)
 PG_CLIENTS=${BENCH_PGBENCH_CLIENTS:-8}
 PG_SECONDS=${BENCH_PGBENCH_SECONDS:-30}
 PG_WARMUP=${BENCH_PGBENCH_WARMUP:-10}
@@ -181,6 +182,14 @@ EOF
   # environment (for their sandbox) does not reach the bench's containers.
   export ONPREM_SANDBOX_MEMORY=""
   [ "$PG_MEM_MB" = 0 ] || ONPREM_SANDBOX_MEMORY="$PG_HOST=${PG_MEM_MB}m"
+  # pgbench's data set about twice the limit (~15 MB per scale unit), so at most half of it fits
+  # in the page cache, less shared_buffers and the reserve. Without a limit: twice the plan's VM,
+  # to compare with a limited run on the same data.
+  if [ -z "$PG_SCALE" ]; then
+    local base=$PG_MEM_MB
+    [ "$base" != 0 ] || base=$PG_VM_MB
+    PG_SCALE=$(calc %.0f "2 * $base / 15 / 10")0
+  fi
 }
 
 # pg_check_memory: the limit asked must be in force before anything is measured (a kept container
@@ -395,12 +404,13 @@ pg_restore_ours() {
 declare -A PG_MED=() PG_RANGE=()
 
 # Wait until the archiver and the standbys have caught up with the WAL written so far (pgbench -i
-# writes ~600 MB, each run hundreds more): otherwise archive-push (zst + encryption) and the
-# standby's replay of the previous configuration's WAL share the 2 cores with the next run, and
-# whichever configuration comes first in a round pays for it.
+# writes about the data set's size, ~3 GB at the default scale, each run hundreds of MB more):
+# otherwise archive-push (zst + encryption) and the standby's replay of the previous
+# configuration's WAL share the 2 cores with the next run, and whichever configuration comes first
+# in a round pays for it. Up to 900 s: the backlog after pgbench -i is minutes of work.
 pg_settle() {
   local waited
-  for waited in $(seq 0 300); do
+  for waited in $(seq 0 900); do
     [ "$(psql_pg "SELECT coalesce((SELECT last_archived_wal FROM pg_stat_archiver) >= pg_walfile_name(pg_current_wal_lsn() - 16777216), false)
                     AND coalesce((SELECT bool_and(replay_lsn >= pg_current_wal_lsn() - 16777216) FROM pg_stat_replication), true)")" = t ] && {
       [ "$waited" -lt 5 ] || log "pgbench: waited ${waited} s for the archiver and the standby to catch up"
@@ -408,7 +418,7 @@ pg_settle() {
     }
     sleep 1
   done
-  die "the archiver or the standby did not catch up within 300 s (pg_stat_archiver, pg_stat_replication on $PG_HOST)"
+  die "the archiver or the standby did not catch up within 900 s (pg_stat_archiver, pg_stat_replication on $PG_HOST)"
 }
 
 pgbench_tps() {  # pgbench_tps SECONDS: one run of the default TPC-B-like script; prints its TPS
@@ -420,21 +430,32 @@ pgbench_tps() {  # pgbench_tps SECONDS: one run of the default TPC-B-like script
 }
 
 step_pgbench() {
-  local start size r v tps
+  local start size r v tps note
   declare -A TPS=() SB=()
   pg_paths
   pg_check_memory
   pgtune_conf >"$WORK/pgtune.conf"
   docker exec "$PG_C" install -d -m 0700 "$SCRATCH"
   docker exec "$PG_C" cp -p "$PG_SETTINGS" "$PG_SAVED"
-  log "pgbench: initialising scale $PG_SCALE in database bench on $PG_HOST (our settings)"
+  # ~15 MB a scale unit; pgbench -i runs at roughly 50 MB/s on the bench's disk (an estimate from
+  # the 605 MB loads of the scale-40 runs, 9-12 s without a limit): about a minute at scale 200,
+  # maybe more under the limit, where written pages cannot wait in a 24 GB page cache.
+  log "pgbench: initialising scale $PG_SCALE (~$((PG_SCALE * 15)) MB, about $((PG_SCALE * 15 / 50)) s at ~50 MB/s, an estimate) in database bench on $PG_HOST (our settings)"
   psql_pg 'DROP DATABASE IF EXISTS bench WITH (FORCE)' >/dev/null 2>&1
   psql_pg 'CREATE DATABASE bench' >/dev/null
   start=$(now)
   pg "$PG_BIN/pgbench" -i -q -s "$PG_SCALE" bench >"$WORK/pgbench-init.log" 2>&1 || { cat "$WORK/pgbench-init.log" >&2; die "pgbench -i failed"; }
   PG_INIT_SECONDS=$(since "$start")
   size=$(psql_pg "SELECT pg_database_size('bench') / 1048576")
-  row "pgbench data set" "${size} MB" "> 128 MB" "scale $PG_SCALE, loaded in ${PG_INIT_SECONDS} s; Debian's shared_buffers is 128MB"
+  # The target: larger than the container's memory (without a limit, than the plan), so that
+  # neither shared_buffers nor the page cache can hold it.
+  note="scale $PG_SCALE, loaded in ${PG_INIT_SECONDS} s; $(calc %.1f "$size / $PG_PLAN_MB") x the plan ($PG_PLAN_MB MB)"
+  if [ "$PG_MEM_MB" != 0 ]; then
+    row "pgbench data set" "${size} MB" "> $PG_MEM_MB MB (limit)" \
+      "$note, $(calc %.1f "$size / $PG_MEM_MB") x the container's limit; Debian's shared_buffers is 128MB"
+  else
+    row "pgbench data set" "${size} MB" "> $PG_PLAN_MB MB (plan)" "$note; no container limit: the machine's page cache holds it"
+  fi
   for r in $(seq 1 "$PG_RUNS"); do
     for v in ours default pgtune $PG_VARIANTS; do
       pg_use "$v"
@@ -674,6 +695,7 @@ main() {
     esac
   done
   [[ "$PG_MEMORY" =~ ^(|none|[1-9][0-9]*)$ ]] || die "BENCH_PG_MEMORY: '$PG_MEMORY' is not a number of MB or none"
+  [[ "$PG_SCALE" =~ ^(|[1-9][0-9]*)$ ]] || die "BENCH_PGBENCH_SCALE: '$PG_SCALE' is not a whole number"
   mkdir -p "$WORK"
   : >"$ROWS"
   BENCH_START=$(now)
