@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import testinfra
 
+from cluster import sql as psql
 from conftest import wait_until
 
 testinfra_hosts = ["pg1"]
@@ -28,10 +29,6 @@ INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 DATA = "/var/lib/postgresql/15/main"
 REPO = "/var/lib/pgbackrest"
-
-
-def psql(host, sql, db="appdb"):
-    return host.check_output("runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -d %s -c %s", db, sql)
 
 
 @pytest.fixture(scope="module")
