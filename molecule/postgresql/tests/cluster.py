@@ -1,7 +1,7 @@
-"""What the replication suites share: the three servers of the cluster, psql through the local
-socket, and the runs of the scenario's converge and of the playbooks. pg1 is the primary (zone
-1), pg2 the sync standby (zone 2), pg3 the async replica (zone 3) until the failover drill
-(test_50_failover_drill.py) promotes pg2.
+"""What the cluster's suites share (test_30, test_40, test_50): the three servers of the cluster,
+psql through the local socket, and the runs of the scenario's converge and of the playbooks.
+pg1 is the primary (zone 1), pg2 the sync standby (zone 2), pg3 the async replica (zone 3) until
+the failover drill (test_50_failover_drill.py) promotes pg2.
 """
 
 from __future__ import annotations
