@@ -79,6 +79,7 @@ class CallbackModule(CallbackBase):
         self.disabled = self._path is None  # the task queue manager then calls nothing of it
         self._counts = dict.fromkeys(COUNTS, 0)
         self._by_host = {}
+        self._by_task = {}
         self._inventory_connection = {}
 
     # --- where a result ran ----------------------------------------------------------------------
@@ -123,6 +124,8 @@ class CallbackModule(CallbackBase):
         else:
             counts["host"] += 1
             self._by_host[result.host.name] = self._by_host.get(result.host.name, 0) + 1
+            name = result.task.get_name()
+            self._by_task[name] = self._by_task.get(name, 0) + 1
 
     @staticmethod
     def _looped(result):
@@ -172,7 +175,8 @@ class CallbackModule(CallbackBase):
         self._counts["async_polls"] += 1
 
     def v2_playbook_on_stats(self, stats):
-        summary = dict(self._counts, by_host=dict(sorted(self._by_host.items())))
+        summary = dict(self._counts, by_host=dict(sorted(self._by_host.items())),
+                       by_task=dict(sorted(self._by_task.items())))
         directory = os.path.dirname(os.path.abspath(self._path))
         fd, tmp = tempfile.mkstemp(prefix=".module_runs.", dir=directory)
         try:
