@@ -128,6 +128,7 @@ def test_the_issues_play(tmp_path):
         "results": 6, "host": 3, "controller": 3,
         "ok": 5, "changed": 1, "failed": 0, "skipped": 1, "unreachable": 0,
         "retries": 0, "async_polls": 0, "tasks": 5, "by_host": {"localhost": 3},
+        "by_task": {"Looped command": 3},
     }
 
 
@@ -142,6 +143,8 @@ def test_edge_cases(tmp_path):
         "results": 9, "host": 6, "controller": 3,
         "ok": 7, "changed": 0, "failed": 2, "skipped": 5, "unreachable": 0,
         "retries": 1, "async_polls": 0, "tasks": 9, "by_host": {"localhost": 6},
+        # by task: the items of the two loops on the host, and the retried task's last attempt
+        "by_task": {"Items, one skipped": 3, "Items, one failed": 2, "Retried once": 1},
     }
 
 
