@@ -101,6 +101,13 @@ options:
     description: Part of the non-cache reserve given to C(maxmemory-clients), 1-100.
     type: int
     default: 50
+  names:
+    description:
+      - What to call the arguments in error messages, e.g. C({memory_mb: redis_memory_mb}), so that an
+        error names the variable the caller set. Keys - memory_mb, instances, memory_mb/instances,
+        reserved_percent, fragmentation_percent, and the other options' names.
+    type: dict
+    default: {}
 notes:
   - Redis counts normal clients' buffers in used_memory; C(maxmemory-clients) bounds them so they
     stay inside the non-cache reserve even when C(maxmemory-policy) is C(noeviction).
@@ -212,8 +219,17 @@ PERSISTENCE = ("rdb", "aof", "none")
 MIN_MAXMEMORY_MB = 32
 
 
+class _ArgumentError(AnsibleFilterError):
+    """An argument the filter refuses; redis_memory_plan renames it after the caller's variable."""
+
+    def __init__(self, argument: str, allowed: str, value: Any) -> None:
+        super().__init__(f"{FILTER}: {argument} must be {allowed}; got {value!r}")
+        self.argument = argument
+        self.detail = f"must be {allowed}; got {value!r}"
+
+
 def _fail(argument: str, allowed: str, value: Any) -> AnsibleFilterError:
-    return AnsibleFilterError(f"{FILTER}: {argument} must be {allowed}; got {value!r}")
+    return _ArgumentError(argument, allowed, value)
 
 
 def _whole(value: Any, argument: str, minimum: int, maximum: int = 0) -> int:
@@ -257,8 +273,37 @@ def redis_memory_plan(
     repl_backlog_mb: Any = None,
     replica_buffer_mb: Any = None,
     clients_percent: Any = 50,
+    names: Any = None,
 ) -> dict:
     """Return Redis settings and the memory plan for `instances` equal instances."""
+    try:
+        return _plan(
+            memory_mb, instances, persistence, replication, reserved_percent, fragmentation_percent,
+            cow_percent, concurrent_forks, replicas, repl_backlog_mb, replica_buffer_mb, clients_percent,
+        )
+    except _ArgumentError as error:
+        key = error.argument.split(" ")[0]
+        name = (names or {}).get(key) if isinstance(names, dict) else None
+        if not name:
+            raise
+        raise AnsibleFilterError(f"{FILTER}: {name} {error.detail}") from None
+
+
+def _plan(
+    memory_mb: Any,
+    instances: Any,
+    persistence: str = "rdb",
+    replication: bool = True,
+    reserved_percent: Any = 10,
+    fragmentation_percent: Any = 10,
+    cow_percent: Any = 100,
+    concurrent_forks: Any = 1,
+    replicas: Any = 1,
+    repl_backlog_mb: Any = None,
+    replica_buffer_mb: Any = None,
+    clients_percent: Any = 50,
+) -> dict:
+    """The plan itself; redis_memory_plan names the caller's variables in its errors."""
     budget = _whole(memory_mb, "memory_mb (MB for all Redis instances)", 1)
     count = _whole(instances, "instances", 1)
     if not isinstance(persistence, str) or persistence.strip().lower() not in PERSISTENCE:

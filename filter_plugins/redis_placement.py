@@ -73,6 +73,13 @@ options:
         holds instances, or changing the replicas per shard is refused.
     type: raw
     default: []
+  names:
+    description:
+      - What to call the arguments in error messages, e.g. C({shards: redis_shards}), so that an error
+        names the variable the caller set instead of the filter's argument. Keys - hosts, shards,
+        replicas, base_port, mode, formed.
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
@@ -129,8 +136,17 @@ SLOTS = 16384
 MODES = ("cluster", "standalone")
 
 
+class _ArgumentError(AnsibleFilterError):
+    """An argument the filter refuses; redis_placement renames it after the caller's variable."""
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(f"{FILTER}: {argument} {message}")
+        self.argument = argument
+        self.detail = message
+
+
 def _fail(argument: str, message: str) -> AnsibleFilterError:
-    return AnsibleFilterError(f"{FILTER}: {argument} {message}")
+    return _ArgumentError(argument, message)
 
 
 def _whole(value: Any, argument: str, minimum: int, maximum: int) -> int:
@@ -281,8 +297,20 @@ def redis_placement(
     base_port: Any = 6380,
     mode: str = "cluster",
     formed: Any = None,
+    names: Any = None,
 ) -> dict:
     """Return the placement of every primary and replica (see DOCUMENTATION)."""
+    try:
+        return _placement(hosts, shards, replicas, base_port, mode, formed)
+    except _ArgumentError as error:
+        key = "hosts" if error.argument == "_input (hosts)" else error.argument
+        name = (names or {}).get(key) if isinstance(names, Mapping) else None
+        if not name:
+            raise
+        raise AnsibleFilterError(f"{FILTER}: {name} {error.detail}") from None
+
+
+def _placement(hosts: Any, shards: Any, replicas: Any, base_port: Any, mode: str, formed: Any) -> dict:
     if mode not in MODES:
         raise _fail("mode", f"must be one of {', '.join(MODES)}; got {mode!r}")
     host_zones = _hosts(hosts)

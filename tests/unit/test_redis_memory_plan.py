@@ -149,3 +149,13 @@ def test_every_memory_budget_share_can_be_planned():
         assert plan["worst_case_host_mb"] <= budget["redis_mb"]
         checked += 1
     assert checked > 1000
+
+
+def test_errors_name_the_callers_variables():
+    """An error names the variable given in names=, not the filter's argument."""
+    with pytest.raises(AnsibleFilterError, match=r"^redis_memory_plan: redis_memory_mb must be a whole number >= 1; got 0$"):
+        redis_memory_plan(0, 2, names={"memory_mb": "redis_memory_mb"})
+    with pytest.raises(AnsibleFilterError, match=r"^redis_memory_plan: redis_memory_mb on this host must be large enough"):
+        redis_memory_plan(64, 4, names={"memory_mb/instances": "redis_memory_mb on this host"})
+    with pytest.raises(AnsibleFilterError, match=r"^redis_memory_plan: memory_mb \(MB for all Redis instances\) must be"):
+        redis_memory_plan(0, 2)

@@ -189,3 +189,15 @@ def test_errors(hosts, kwargs, message):
         redis_placement(hosts, **kwargs)
     assert message in str(error.value)
     assert str(error.value).startswith("redis_placement: ")
+
+
+def test_errors_name_the_callers_variables():
+    """An error names the variable given in names=, not the filter's argument."""
+    hosts = {"r1": "1", "r2": "2", "r3": "3"}
+    with pytest.raises(AnsibleFilterError, match=r"^redis_placement: redis_shards must be a whole number from 3 to 1000; got 2$"):
+        redis_placement(hosts, shards=2, names={"shards": "redis_shards"})
+    with pytest.raises(AnsibleFilterError, match=r"^redis_placement: redis_replicas puts each member of a shard in its own zone"):
+        redis_placement({"r1": "1", "r2": "1"}, shards=3, names={"replicas": "redis_replicas"})
+    # Without a name for it, the argument keeps the filter's own name.
+    with pytest.raises(AnsibleFilterError, match=r"^redis_placement: shards must be"):
+        redis_placement(hosts, shards=2, names={"replicas": "redis_replicas"})
