@@ -126,6 +126,32 @@ def test_runtime_setting_changes_in_place_and_on_disk(ansible_playbook, hosts, a
     assert restarted(before, state(hosts, admin)) == []
 
 
+
+def test_value_redis_refuses_changes_no_file_and_no_instance(ansible_playbook, hosts, admin):
+    """A runtime value Redis refuses (hz takes a number) fails the run with Redis's reason, and
+    leaves every instance's files and running settings as they were: it is asked before a file is
+    written."""
+    files = "cat /etc/redis/redis-*.runtime.conf /etc/redis/redis-*.conf | sha256sum"
+    before_files = {name: host.check_output(files) for name, host in hosts.items()}
+    before = state(hosts, admin)
+    get_hz = "printf 'CONFIG GET hz\\n' | {} -h 127.0.0.1 -p {} | tail -n 1".format(admin, PORTS[0])
+    hz = {name: host.check_output(get_hz) for name, host in hosts.items()}
+
+    run = ansible_playbook("converge.yml", {"redis_config_runtime_extra": {"hz": "often"}}, tags="redis_configure")
+
+    assert run.returncode != 0
+    out = re.sub(r"\s+", " ", run.stdout + run.stderr)
+    assert "Redis refused the runtime settings on port(s)" in out, out[-3000:]
+    assert "keeps running with its previous ones; no file was written" in out
+    assert "argument 'hz'" in out, out[-3000:]  # Redis's own reason names the directive
+    assert {name: host.check_output(files) for name, host in hosts.items()} == before_files
+    after = state(hosts, admin)
+    assert restarted(before, after) == []
+    for node, values in after.items():
+        assert values["config-maxmemory-policy"] == before[node]["config-maxmemory-policy"], node
+    assert {name: host.check_output(get_hz) for name, host in hosts.items()} == hz
+    assert set(hz.values()) == {"10"}  # Redis's default, which the role does not set
+
 PROBE = r"""
 # Every 0.2 s until /tmp/cluster-probe.stop exists: CLUSTER INFO from the first node that answers
 # (a different one first each round), then a write through the cluster to one of 16 slots.
