@@ -271,7 +271,11 @@ def test_verification_job_fails_loudly_on_a_corrupted_backup(host, repo):
         run = host.run("systemctl start pgbackrest-verify.service")
         assert run.rc != 0
         status = json.loads(host.file("/var/lib/pgbackrest-verify/status.json").content_string)
-        assert status["result"] == "failed" and status["error"]
+        # the restore of that very backup is what fails (pgBackRest finds the file's checksum, or
+        # its compressed format, wrong), before any check of the restored copy
+        assert status["result"] == "failed" and status["backup_label"] == label, status
+        assert status["error"].startswith("pgbackrest restore exited "), status
+        assert status["checks"] == [], status
         assert "RESTORE VERIFICATION FAILED" in host.check_output("journalctl -u pgbackrest-verify.service --no-pager -n 50")
         health = host.run("pgbackrest-status")
         assert health.rc == 1
