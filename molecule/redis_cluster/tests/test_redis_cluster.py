@@ -239,7 +239,9 @@ def test_snapshots_are_mirrored_to_the_backup_host(host):
 def test_the_copy_key_only_writes_its_own_directory(host):
     # No shell, no other command: only rrsync, write-only.
     shell = host.run("runuser -u redis -- {} redis-backup@{} cat /etc/hostname".format(SSH, BACKUP_HOST))
+    # the key is accepted, and its forced command (rrsync) refuses anything but rsync
     assert shell.rc != 0 and BACKUP_HOST not in shell.stdout, shell.stdout
+    assert "rrsync error: SSH_ORIGINAL_COMMAND does not run rsync" in shell.stderr, shell.stderr
     read = host.run("runuser -u redis -- rsync -a -e {} redis-backup@{}: /tmp/readback/".format(_q(SSH), BACKUP_HOST))
     assert read.rc != 0 and "write-only" in read.stderr, read.stderr
 
