@@ -7,15 +7,14 @@ import shutil
 import subprocess
 import sys
 
-import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PLUGINS = os.path.join(ROOT, "scripts", "ansible", "callback_plugins")
+# ansible-core is in requirements.txt, which the unit stage's virtualenv installs: without
+# ansible-playbook these tests fail (they used to be skipped, which hid them).
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 if not os.path.exists(ANSIBLE_PLAYBOOK):
-    ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook")
-
-pytestmark = pytest.mark.skipif(ANSIBLE_PLAYBOOK is None, reason="ansible-playbook is not installed")
+    ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook") or "ansible-playbook"
 
 # The issue's play: a looped command of 3 items, a skipped task, a set_fact, an assert, a delegated task.
 PLAY = """

@@ -97,6 +97,12 @@ def test_the_repository_is_on_the_repository_host_only(host, repo):
     assert info(host)["status"]["message"] == "ok"
 
 
+def repository_status(run) -> dict:
+    """The repository's status in the output of `pgbackrest --output=json info`."""
+    assert run.rc == 0, run.stderr  # info reports an unreadable repository in its output
+    return json.loads(run.stdout)[0]["repo"][0]["status"]
+
+
 def test_the_tls_server_lets_in_only_the_authorised_certificate_names(host, repo):
     tls = "/etc/pgbackrest/tls"
     # The way a refusal is told from a success below: pg1's own certificate is let in.
@@ -106,14 +112,21 @@ def test_the_tls_server_lets_in_only_the_authorised_certificate_names(host, repo
     own = repo.run("runuser -u pgbackrest -- pgbackrest --stanza=main --repo1-host=backup-repo --repo1-host-type=tls"
                    f" --repo1-host-ca-file={tls}/ca.crt --repo1-host-cert-file={tls}/pgbackrest.crt"
                    f" --repo1-host-key-file={tls}/pgbackrest.key --output=json info")
-    assert own.rc != 0 or '"status":{"code":0' not in own.stdout, own.stdout
+    # info reports a repository it cannot reach in its JSON (code 99) with pgBackRest's error
+    # class: the server knows the certificate and refuses its name.
+    status = repository_status(own)
+    assert status["code"] == 99, status
+    assert status["message"].startswith("[AccessError] ") and status["message"].endswith(": access denied"), status
     # A certificate that claims pg1's name but is not from the CA: refused.
     host.check_output("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1"
                       " -subj /CN=pg1 -keyout /tmp/forged.key -out /tmp/forged.crt 2>/dev/null"
                       " && chown postgres /tmp/forged.key /tmp/forged.crt")
     forged = host.run("runuser -u postgres -- pgbackrest --stanza=main --repo1-host-cert-file=/tmp/forged.crt"
                       " --repo1-host-key-file=/tmp/forged.key --output=json info")
-    assert forged.rc != 0 or '"status":{"code":0' not in forged.stdout, forged.stdout
+    # the TLS handshake itself fails: the server does not know the certificate's issuer
+    status = repository_status(forged)
+    assert status["code"] == 99, status
+    assert status["message"].startswith("[ServiceError] TLS error ") and "tlsv1 alert unknown ca" in status["message"], status
 
 
 def test_archive_holds_the_wal_since_the_last_full_backup(host, repo):
@@ -163,9 +176,7 @@ def test_backup_timers_are_scheduled(host, repo):
         for timer in absent:
             assert not server.file(f"/etc/systemd/system/pgbackrest-{timer}.timer").exists
     assert repo.check_output("systemctl show -p TimersCalendar --value pgbackrest-incr.timer").count("00/6:30:00") == 1
-    # the shipped retention is time based: 35 days
-    assert "current: 35" in repo.check_output("runuser -u pgbackrest -- pgbackrest help backup repo-retention-full")
-    assert "current: time" in repo.check_output("runuser -u pgbackrest -- pgbackrest help backup repo-retention-full-type")
+    # (the retention, 35 days, is driven for real by test_retention_expires_full_backups_older_than_35_days)
 
 
 def test_restore_refuses_without_confirmation(host, ansible_playbook):
@@ -260,7 +271,11 @@ def test_verification_job_fails_loudly_on_a_corrupted_backup(host, repo):
         run = host.run("systemctl start pgbackrest-verify.service")
         assert run.rc != 0
         status = json.loads(host.file("/var/lib/pgbackrest-verify/status.json").content_string)
-        assert status["result"] == "failed" and status["error"]
+        # the restore of that very backup is what fails (pgBackRest finds the file's checksum, or
+        # its compressed format, wrong), before any check of the restored copy
+        assert status["result"] == "failed" and status["backup_label"] == label, status
+        assert status["error"].startswith("pgbackrest restore exited "), status
+        assert status["checks"] == [], status
         assert "RESTORE VERIFICATION FAILED" in host.check_output("journalctl -u pgbackrest-verify.service --no-pager -n 50")
         health = host.run("pgbackrest-status")
         assert health.rc == 1
@@ -270,18 +285,40 @@ def test_verification_job_fails_loudly_on_a_corrupted_backup(host, repo):
     assert host.run("systemctl start pgbackrest-verify.service").rc == 0
 
 
-def test_retention_expires_backups_older_than_the_window(host, repo):
-    # The shipped window is 35 days (time based) and cannot pass in a test: the same expire
-    # runs here with a window of one full backup.
-    first = backup(host, repo, "full")
+def test_retention_expires_full_backups_older_than_35_days(host, repo):
+    """The stanza's own retention (time based, 35 days), applied by `pgbackrest expire` on the
+    repository host with nothing overridden. 35 days cannot pass in a test, so that one command
+    runs with its clock frozen (faketime, installed by the scenario's prepare.yml) at the moment
+    the newest backup is exactly 35 days old: the full backup before it is then older than the
+    window and stays, as the one that keeps the whole window restorable; every backup before that
+    one expires, with the WAL older than what is kept. A window other than 35 days, or a count
+    based one, keeps or expires other backups."""
+    fulls = [b for b in info(host)["backup"] if b["type"] == "full"]
+    # the suite's earlier full backups (the converge's, the verification test's)
+    assert len(fulls) >= 2, [b["label"] for b in fulls]
     newest = backup(host, repo, "full")
-    assert len([b for b in info(host)["backup"] if b["type"] == "full"]) >= 3
-    pgbackrest_repo(repo, "--repo1-retention-full-type=count", "--repo1-retention-full=1", "expire")
-    kept = info(host)
-    assert [b["label"] for b in kept["backup"]] == [newest["label"]]
-    assert first["label"] not in pgbackrest_repo(repo, "repo-ls", "backup/main")
+    assert newest["type"] == "full"
+    anchor = fulls[-1]
+    assert anchor["timestamp"]["stop"] < newest["timestamp"]["stop"], (anchor, newest)
+    before = [b["label"] for b in info(host)["backup"]]
+    expired = [label for label in before if label < anchor["label"]]
+    kept = [label for label in before if label >= anchor["label"]]
+    assert expired and kept[-1] == newest["label"], before
+
+    moment = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(newest["timestamp"]["stop"] + 35 * 86400))
+    # only the wall clock is frozen (the monotonic one runs, for any wait pgBackRest makes)
+    out = repo.check_output("runuser -u pgbackrest -- env TZ=UTC FAKETIME_DONT_FAKE_MONOTONIC=1 timeout 120 "
+                            "faketime -f %s pgbackrest --stanza=main --log-level-console=info expire", moment)
+    assert "repo1: expire time-based backup " in out, out
+    for label in expired:
+        assert f"repo1: remove expired backup {label}" in out, out
+
+    after = info(host)
+    assert [b["label"] for b in after["backup"]] == kept
+    listing = pgbackrest_repo(repo, "repo-ls", "backup/main")
+    assert not [label for label in expired if label in listing], listing
     # WAL older than the oldest kept backup is gone with it; the WAL it needs is kept
-    assert kept["archive"][0]["min"] == newest["archive"]["start"]
+    assert after["archive"][0]["min"] == anchor["archive"]["start"]
 
 
 def test_logical_dump_restores_into_a_fresh_database(host):

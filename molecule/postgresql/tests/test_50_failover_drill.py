@@ -41,7 +41,8 @@ def test_drill_promote_the_sync_standby_when_the_primary_stops(hosts, ansible_pl
 
     # The old primary is fenced: masked, it does not start.
     assert pg1.run("systemctl is-enabled %s", UNIT).stdout.strip() == "masked"
-    assert pg1.run("systemctl start %s", UNIT).rc != 0
+    start = pg1.run("systemctl start %s", UNIT)
+    assert start.rc != 0 and f"Unit {UNIT}.service is masked" in start.stderr, start.stderr
 
     # pg3 follows pg2 on the new timeline.
     assert wait_until(lambda: replication_rows(pg2).get("pg3") == ("streaming", "async", "t"), timeout=60)
