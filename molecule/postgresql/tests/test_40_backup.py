@@ -1,17 +1,19 @@
 """What an operator checks about backups: WAL reaches the archive, a point-in-time restore gives
-back exactly the data of that moment, the verification job catches a broken backup, retention
-removes old backups, and a logical dump restores.
+back exactly the data of that moment (paused there for inspection first), the verification job
+catches a broken backup and runs on one server only, retention removes old backups, and a logical
+dump, kept encrypted in the repository, restores - and a failing one never costs the good ones.
 
 The repository is on a dedicated host (backup-repo), reached from pg1 (the primary) through
-pgBackRest's TLS server: backups run there; archiving, restores, verification and dumps on pg1.
-pg2 (sync standby) and pg3 (async replica) stream from pg1: after a restore both must stream the
-restored timeline.
+pgBackRest's TLS server: backups run there; archiving, restores and dumps on pg1 (the dumps go
+into the repository); the verification on pg3. pg2 (sync standby) and pg3 (async replica) stream
+from pg1: after a restore both must stream the restored timeline.
 
 The tests run in file order and build on each other (PITR changes the timeline, retention
 removes backups), like the steps of a restore drill; they run after the replication suite and
 before the failover drill.
 """
 
+import datetime
 import json
 import os
 import time
@@ -21,7 +23,7 @@ import pytest
 import testinfra
 
 from cluster import sql as psql
-from conftest import wait_until
+from conftest import recap_changed, wait_until
 
 testinfra_hosts = ["pg1"]
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
@@ -29,6 +31,14 @@ INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 DATA = "/var/lib/postgresql/15/main"
 REPO = "/var/lib/pgbackrest"
+# The dumps in the repository (dump/<stanza>/<database>/), and the test-only passphrase of the
+# scenario's repository (molecule.yml), which must appear in no file but the root-only one.
+DUMPS = f"{REPO}/dump/main"
+PASSPHRASE = "molecule-only-backup-passphrase"
+VERIFY_UNITS = ("/usr/local/sbin/pgbackrest-verify", "/etc/systemd/system/pgbackrest-verify.service",
+                "/etc/systemd/system/pgbackrest-verify.timer")
+# What the restore tests pass on to each other: the state before the paused restore.
+PITR = {}
 
 
 @pytest.fixture(scope="module")
@@ -166,15 +176,26 @@ def test_the_replica_reports_the_same_backups(host, replica):
     assert status["repository"]["last_full"]["label"] in labels
 
 
-def test_backup_timers_are_scheduled(host, repo):
-    # backups on the repository host; verification and dumps on the PostgreSQL server
-    for server, timers, absent in ((repo, ("full", "diff", "incr"), ("verify", "dump")),
-                                   (host, ("verify", "dump"), ("full", "diff", "incr"))):
-        for timer in timers:
-            assert server.service(f"pgbackrest-{timer}.timer").is_enabled
-            assert server.service(f"pgbackrest-{timer}.timer").is_running
-        for timer in absent:
+def test_backup_timers_are_scheduled(host, repo, replicas):
+    servers = {"pg1": host, **replicas}
+    # backups on the repository host, and nowhere else
+    for timer in ("full", "diff", "incr"):
+        assert repo.service(f"pgbackrest-{timer}.timer").is_enabled
+        assert repo.service(f"pgbackrest-{timer}.timer").is_running
+        for server in servers.values():
             assert not server.file(f"/etc/systemd/system/pgbackrest-{timer}.timer").exists
+    for timer in ("verify", "dump"):
+        assert not repo.file(f"/etc/systemd/system/pgbackrest-{timer}.timer").exists
+    # dumps on every server (the primary dumps); the verification once per cluster: on pg3, the
+    # inventory's only asynchronous replica (pg2 is the synchronous one), nowhere else
+    for name, server in servers.items():
+        assert server.service("pgbackrest-dump.timer").is_enabled, name
+        assert server.service("pgbackrest-dump.timer").is_running, name
+        if name == "pg3":
+            assert server.service("pgbackrest-verify.timer").is_enabled
+            assert server.service("pgbackrest-verify.timer").is_running
+        else:
+            assert [p for p in VERIFY_UNITS if server.file(p).exists] == [], name
     assert repo.check_output("systemctl show -p TimersCalendar --value pgbackrest-incr.timer").count("00/6:30:00") == 1
     # (the retention, 35 days, is driven for real by test_retention_expires_full_backups_older_than_35_days)
 
@@ -188,30 +209,69 @@ def test_restore_refuses_without_confirmation(host, ansible_playbook):
     assert host.run("ls -d %s.before-restore-*", DATA).stdout == aside_before
 
 
-def test_point_in_time_restore_brings_back_the_state_at_t(host, ansible_playbook):
+def test_restore_refuses_to_pause_without_a_target(host, ansible_playbook):
+    aside_before = host.run("ls -d %s.before-restore-*", DATA).stdout
+    run = ansible_playbook(str(PROJECT / "playbooks/restore.yml"),
+                           {"restore_target_action": "pause", "restore_confirm": "yes"})
+    out = " ".join((run.stdout + run.stderr).split())
+    assert run.returncode != 0
+    assert "restore_target_action (restore_target_action in playbooks/restore.yml) is pause, which needs a target" in out
+    assert host.service("postgresql@15-main").is_running
+    assert psql(host, "SELECT pg_is_in_recovery()") == "f"
+    assert host.run("ls -d %s.before-restore-*", DATA).stdout == aside_before
+
+
+def test_point_in_time_restore_pauses_at_t_for_inspection(host, replicas, ansible_playbook):
     psql(host, "DROP TABLE IF EXISTS pitr_keep, pitr_dropped, verify_me")
-    aside_before = set(host.run("ls -d %s.before-restore-*", DATA).stdout.split())
+    PITR["aside"] = set(host.run("ls -d %s.before-restore-*", DATA).stdout.split())
+    PITR["timeline"] = int(psql(host, "SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)", db="postgres"), 16)
     psql(host, "CREATE TABLE pitr_keep AS SELECT g AS id FROM generate_series(1, 1000) g")
     psql(host, "CREATE TABLE pitr_dropped AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 50) g")
-    before = psql(host, "SELECT md5(string_agg(id::text || v, ',' ORDER BY id)) FROM pitr_dropped")
+    PITR["dropped"] = psql(host, "SELECT md5(string_agg(id::text || v, ',' ORDER BY id)) FROM pitr_dropped")
     time.sleep(1)
     target = psql(host, "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
     time.sleep(1)
     psql(host, "INSERT INTO pitr_keep SELECT g FROM generate_series(1001, 1500) g")
     psql(host, "DROP TABLE pitr_dropped")
     switch_and_wait_archived(host)
+    replica_timelines = {name: psql(r, "SELECT timeline_id FROM pg_control_checkpoint()", db="postgres")
+                         for name, r in replicas.items()}
 
     run = ansible_playbook(str(PROJECT / "playbooks/restore.yml"),
-                           {"restore_target_type": "time", "restore_target": target, "restore_confirm": "yes"})
+                           {"restore_target_type": "time", "restore_target": target, "restore_confirm": "yes",
+                            "restore_target_action": "pause"})
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "PAUSED at the target" in " ".join(run.stdout.split())
+
+    # in recovery, paused at the target: the state of that moment, readable, not writable
+    assert psql(host, "SELECT pg_is_in_recovery()") == "t"
+    assert psql(host, "SELECT pg_get_wal_replay_pause_state()", db="postgres") == "paused"
+    assert psql(host, "SELECT count(*) FROM pitr_keep") == "1000"
+    assert psql(host, "SELECT md5(string_agg(id::text || v, ',' ORDER BY id)) FROM pitr_dropped") == PITR["dropped"]
+    write = host.run("runuser -u postgres -- psql -XAtq -d appdb -c %s", "CREATE TABLE written_while_paused (id int)")
+    assert write.rc != 0 and "read-only transaction" in write.stderr, write.stderr
+    # the replicas were left alone (pg_rewind needs a primary): not rewound, not recloned
+    for name, r in replicas.items():
+        assert psql(r, "SELECT timeline_id FROM pg_control_checkpoint()", db="postgres") == replica_timelines[name], name
+    # the data directory from before is kept aside already
+    assert len(set(host.check_output("ls -d %s.before-restore-*", DATA).split()) - PITR["aside"]) == 1
+
+
+def test_resume_promotes_the_paused_restore(host, ansible_playbook):
+    aside_paused = set(host.check_output("ls -d %s.before-restore-*", DATA).split())
+    run = ansible_playbook(str(PROJECT / "playbooks/restore.yml"), {"restore_resume": "yes"})
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
 
     assert psql(host, "SELECT pg_is_in_recovery()") == "f"
     assert psql(host, "SELECT count(*) FROM pitr_keep") == "1000"
-    assert psql(host, "SELECT md5(string_agg(id::text || v, ',' ORDER BY id)) FROM pitr_dropped") == before
-    # a new timeline, and the previous data directory kept aside rather than deleted
-    assert psql(host, "SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)", db="postgres") != "00000001"
-    aside = set(host.check_output("ls -d %s.before-restore-*", DATA).split()) - aside_before
-    assert len(aside) == 1 and host.file(f"{aside.pop()}/PG_VERSION").exists
+    assert psql(host, "SELECT md5(string_agg(id::text || v, ',' ORDER BY id)) FROM pitr_dropped") == PITR["dropped"]
+    # a new timeline, and the previous data directory kept aside rather than deleted (the resume
+    # itself moved nothing)
+    assert int(psql(host, "SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)", db="postgres"), 16) > PITR["timeline"]
+    aside = set(host.check_output("ls -d %s.before-restore-*", DATA).split())
+    assert aside == aside_paused
+    new = aside - PITR["aside"]
+    assert len(new) == 1 and host.file(f"{new.pop()}/PG_VERSION").exists
 
 
 def test_both_replicas_follow_the_restored_primary_onto_its_timeline(host, replicas):
@@ -243,24 +303,40 @@ def test_both_replicas_follow_the_restored_primary_onto_its_timeline(host, repli
     psql(host, "DROP TABLE after_restore")
 
 
+def test_resume_refuses_when_no_restore_is_paused(host, ansible_playbook):
+    # pg1 is promoted and its recovery settings are gone: there is nothing to resume
+    started = host.check_output("systemctl show -p ActiveEnterTimestampMonotonic --value postgresql@15-main")
+    run = ansible_playbook(str(PROJECT / "playbooks/restore.yml"), {"restore_resume": "yes"})
+    out = " ".join((run.stdout + run.stderr).split())
+    assert run.returncode != 0
+    assert ("Nothing to resume on pg1 (restore_resume, pgbackrest_restore_resume): it is not in recovery and "
+            "postgresql.auto.conf holds no recovery settings") in out
+    assert psql(host, "SELECT pg_is_in_recovery()") == "f"
+    assert host.check_output("systemctl show -p ActiveEnterTimestampMonotonic --value postgresql@15-main") == started
+
+
 def test_archiving_continues_after_the_restore(host):
     pgbackrest(host, "check")
     switch_and_wait_archived(host)
     assert json.loads(host.check_output("pgbackrest-status || true"))["archiver"]["failing"] is False
 
 
-def test_verification_job_restores_and_reports_its_time(host, repo):
+def test_verification_job_restores_and_reports_its_time(host, repo, replica):
     psql(host, "CREATE TABLE verify_me AS SELECT g AS id FROM generate_series(1, 500) g")
     assert backup(host, repo, "full")["type"] == "full"
-    assert host.run("systemctl start pgbackrest-verify.service").rc == 0
-    status = json.loads(host.file("/var/lib/pgbackrest-verify/status.json").content_string)
+    assert replica.run("systemctl start pgbackrest-verify.service").rc == 0
+    status = json.loads(replica.file("/var/lib/pgbackrest-verify/status.json").content_string)
     assert status["result"] == "ok", status
+    assert status["host"] == "pg3"
     assert status["restore_seconds"] > 0
     assert {c["name"]: c["result"] for c in status["checks"]} == {"pg_amcheck": "ok", "rows appdb.public.verify_me": "ok"}
     assert [c["rows"] for c in status["checks"] if "rows" in c] == [500]
+    # the result is reported where it ran, and only there
+    assert json.loads(replica.check_output("pgbackrest-status"))["verification"]["backup_label"] == status["backup_label"]
+    assert "verification" not in json.loads(host.check_output("pgbackrest-status || true"))
 
 
-def test_verification_job_fails_loudly_on_a_corrupted_backup(host, repo):
+def test_verification_job_fails_loudly_on_a_corrupted_backup(host, repo, replica):
     label = info(host)["backup"][-1]["label"]
     victim = repo.check_output(
         "find %s/backup/main/%s/pg_data/base -type f -size +8k -printf '%%s %%p\\n' | sort -n | tail -1 | cut -d' ' -f2",
@@ -268,21 +344,54 @@ def test_verification_job_fails_loudly_on_a_corrupted_backup(host, repo):
     repo.check_output("cp -p %s /tmp/victim.orig", victim)
     try:
         repo.check_output("dd if=/dev/urandom of=%s bs=1 count=256 seek=4096 conv=notrunc status=none", victim)
-        run = host.run("systemctl start pgbackrest-verify.service")
+        run = replica.run("systemctl start pgbackrest-verify.service")
         assert run.rc != 0
-        status = json.loads(host.file("/var/lib/pgbackrest-verify/status.json").content_string)
+        status = json.loads(replica.file("/var/lib/pgbackrest-verify/status.json").content_string)
         # the restore of that very backup is what fails (pgBackRest finds the file's checksum, or
         # its compressed format, wrong), before any check of the restored copy
         assert status["result"] == "failed" and status["backup_label"] == label, status
         assert status["error"].startswith("pgbackrest restore exited "), status
         assert status["checks"] == [], status
-        assert "RESTORE VERIFICATION FAILED" in host.check_output("journalctl -u pgbackrest-verify.service --no-pager -n 50")
-        health = host.run("pgbackrest-status")
+        assert "RESTORE VERIFICATION FAILED" in replica.check_output("journalctl -u pgbackrest-verify.service --no-pager -n 50")
+        health = replica.run("pgbackrest-status")
         assert health.rc == 1
         assert any(p.startswith("verification") for p in json.loads(health.stdout)["problems"])
     finally:
         repo.check_output("cp -p /tmp/victim.orig %s", victim)
-    assert host.run("systemctl start pgbackrest-verify.service").rc == 0
+    assert replica.run("systemctl start pgbackrest-verify.service").rc == 0
+
+
+def test_the_verification_moves_to_the_host_named_and_leaves_the_others(replicas, ansible_playbook):
+    pg2, pg3 = replicas["pg2"], replicas["pg3"]
+    scratch_and_status = ("/var/lib/pgbackrest-verify/data", "/var/lib/pgbackrest-verify/status.json")
+    pg3.check_output("install -d -o postgres -g postgres -m 0700 %s", scratch_and_status[0])  # a failed run's copy
+
+    def present(server):
+        return [p for p in VERIFY_UNITS + scratch_and_status if server.file(p).exists]
+
+    def schedule(extra_vars, check=False):
+        run = ansible_playbook(str(PROJECT / "playbooks/backup.yml"), extra_vars, check=check,
+                               limit="pg2,pg3", tags="pgbackrest_schedule")
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+        return run
+
+    try:
+        # --check reports the move and changes nothing
+        run = schedule({"pgbackrest_verify_host": "pg2"}, check=True)
+        assert recap_changed(run.stdout) > 0
+        assert present(pg2) == []
+        assert present(pg3) == list(VERIFY_UNITS + scratch_and_status) and pg3.service("pgbackrest-verify.timer").is_running
+        # moved: the timer runs on pg2; on pg3 it is stopped, disabled and gone with the rest
+        run = schedule({"pgbackrest_verify_host": "pg2"})
+        assert pg2.service("pgbackrest-verify.timer").is_enabled and pg2.service("pgbackrest-verify.timer").is_running
+        assert present(pg2) == list(VERIFY_UNITS)
+        assert present(pg3) == []
+        assert pg3.run("systemctl is-active pgbackrest-verify.timer").stdout.strip() != "active"
+    finally:
+        # back to the inventory's choice: pg3 again, and nothing left on pg2
+        schedule(None)
+    assert pg3.service("pgbackrest-verify.timer").is_enabled and pg3.service("pgbackrest-verify.timer").is_running
+    assert present(pg2) == []
 
 
 def test_retention_expires_full_backups_older_than_35_days(host, repo):
@@ -321,20 +430,33 @@ def test_retention_expires_full_backups_older_than_35_days(host, repo):
     assert after["archive"][0]["min"] == anchor["archive"]["start"]
 
 
-def test_logical_dump_restores_into_a_fresh_database(host):
-    old = "/var/backups/postgresql/dumps/appdb/appdb_20000101T000000Z.dump"
-    host.check_output("install -d -o postgres -g postgres -m 0755 %s", os.path.dirname(old))
-    host.check_output("install -o postgres -g postgres -m 0640 /dev/null %s && touch -d '31 days ago' %s", old, old)
+def test_logical_dumps_go_encrypted_into_the_repository_and_restore(host, repo):
     assert host.run("systemctl start pgbackrest-dump.service").rc == 0
-    assert not host.file(old).exists, "a dump older than 30 days was kept"
-    dumps = host.check_output("ls /var/backups/postgresql/dumps/appdb/").split()
-    assert dumps and all(d.endswith(".dump") for d in dumps), dumps
-    newest = f"/var/backups/postgresql/dumps/appdb/{sorted(dumps)[-1]}"
-    assert json.loads(host.file("/var/backups/postgresql/dumps/status.json").content_string)["result"] == "ok"
+    status = json.loads(host.file("/var/lib/pgbackrest-dump/status.json").content_string)
+    assert status["result"] == "ok" and status["encrypted"] is True, status
+    dumped = {d["database"]: d["file"] for d in status["dumps"]}
+    assert {"appdb", "postgres"} <= set(dumped) and dumped["appdb"].endswith(".dump.enc")
 
+    # on the repository host, encrypted: openssl's salted header, not a pg_dump archive
+    stored = f"{DUMPS}/appdb/{dumped['appdb']}"
+    assert repo.file(stored).user == "pgbackrest"
+    assert repo.check_output("head -c 8 %s", stored) == "Salted__"
+    # and not on the server
+    assert host.run("find /var /tmp /root /srv /home -name %s", dumped["appdb"] + "*").stdout == ""
+    assert not host.file("/var/backups/postgresql/dumps").exists
+    # the passphrase is in a root-only file, not in the job's command, unit or status
+    passfile = host.file("/etc/pgbackrest/dump.pass")
+    assert (passfile.user, passfile.group, passfile.mode) == ("root", "root", 0o600)
+    for path in ("/usr/local/sbin/pgbackrest-dump", "/etc/systemd/system/pgbackrest-dump.service",
+                 "/var/lib/pgbackrest-dump/status.json"):
+        assert PASSPHRASE not in host.file(path).content_string, path
+
+    # decrypted and restored into a fresh database: the same rows as the original
     psql(host, "DROP DATABASE IF EXISTS appdb_check", db="postgres")
     psql(host, "CREATE DATABASE appdb_check", db="postgres")
-    host.check_output("runuser -u postgres -- pg_restore --exit-on-error -d appdb_check %s", newest)
+    # (an empty or undecryptable stream makes pg_restore fail: "input file is too short")
+    host.check_output("pgbackrest-dump get %s | runuser -u postgres -- pg_restore --exit-on-error -d appdb_check",
+                      dumped["appdb"])
     counts = ("SELECT string_agg(c.relname || '=' || (xpath('/row/n/text()', query_to_xml("
               "format('SELECT count(*) AS n FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text, ',' "
               "ORDER BY c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -343,6 +465,62 @@ def test_logical_dump_restores_into_a_fresh_database(host):
     assert "pitr_keep=1000" in original and "verify_me=500" in original
     assert psql(host, counts, db="appdb_check") == original
     psql(host, "DROP DATABASE appdb_check", db="postgres")
+
+
+def test_a_failing_dump_leaves_no_dump_and_never_costs_the_newest_good_ones(host, repo):
+    def stamp(days_ago):
+        moment = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days_ago)
+        return moment.strftime("%Y%m%dT%H%M%SZ")
+
+    def plant(db, name, touched=None):
+        repo.check_output("install -d -o pgbackrest -g pgbackrest -m 0750 %s/%s"
+                          " && install -o pgbackrest -g pgbackrest -m 0640 /dev/null %s/%s/%s", DUMPS, db, DUMPS, db, name)
+        if touched:
+            repo.check_output("touch -d %s %s/%s/%s", touched, DUMPS, db, name)
+        return name
+
+    def stored(db):
+        return set(repo.check_output("ls %s/%s", DUMPS, db).split())
+
+    for db in ("dump_keep", "dump_breaker"):
+        psql(host, f"DROP DATABASE IF EXISTS {db}", db="postgres")
+        psql(host, f"CREATE DATABASE {db}", db="postgres")
+    # pg_dump of dump_breaker fails half-way: its table of contents is written when COPY meets an
+    # enum value whose label is gone
+    psql(host, "CREATE TYPE mood AS ENUM ('ok', 'gone'); CREATE TABLE early AS SELECT g FROM generate_series(1, 10000) g;"
+               " CREATE TABLE t (m mood); INSERT INTO t VALUES ('ok'), ('gone');"
+               " DELETE FROM pg_enum WHERE enumlabel = 'gone'", db="dump_breaker")
+    # dump_keep: eight good dumps of 35 to 42 days ago (older than the 30 days), an upload left
+    # open two days ago, a file that is no dump; dump_breaker: three good dumps, 40-60 days old
+    keep = {age: plant("dump_keep", f"dump_keep_{stamp(age)}.dump.enc") for age in range(35, 43)}
+    stale = plant("dump_keep", f"dump_keep_{stamp(3)}.dump.enc.pgbackrest.tmp", touched="2 days ago")
+    plant("dump_keep", "notes.txt")
+    breaker = {plant("dump_breaker", f"dump_breaker_{stamp(age)}.dump.enc") for age in (40, 50, 60)}
+    try:
+        run = host.run("pgbackrest-dump run dump_keep dump_breaker")
+        assert run.rc == 1, run.stdout + run.stderr
+        assert "FAILED to dump dump_breaker: pg_dump exited 1" in run.stderr
+        assert "invalid internal value for enum" in run.stderr
+        status = json.loads(host.file("/var/lib/pgbackrest-dump/status.json").content_string)
+        assert status["result"] == "failed" and status["databases_failed"] == ["dump_breaker"]
+        new = {d["file"] for d in status["dumps"]}
+        assert [d["database"] for d in status["dumps"]] == ["dump_keep"]
+
+        # the failed dump left no dump, only pgBackRest's upload that was never closed; its three
+        # good dumps stay, older than 30 days as they are (3 is fewer than the newest 7 kept)
+        left = stored("dump_breaker")
+        assert {n for n in left if n.endswith(".dump.enc")} == breaker
+        assert len(left - breaker) == 1 and (left - breaker).pop().endswith(".dump.enc.pgbackrest.tmp"), left
+        # dump_keep: today's dump and the six newest old ones are the newest 7 and stay; those of
+        # 41 and 42 days are older than 30 days and beyond the 7: removed, with the stale upload
+        assert stored("dump_keep") == new | {keep[age] for age in range(35, 41)} | {"notes.txt"}
+        assert sorted(status["removed"]) == sorted(f"dump/main/dump_keep/{name}" for name in (keep[41], keep[42], stale))
+    finally:
+        for db in ("dump_keep", "dump_breaker"):
+            psql(host, f"DROP DATABASE IF EXISTS {db}", db="postgres")
+            repo.check_output("rm -rf %s/%s", DUMPS, db)
+        # a good run again, for the suites after this one
+        assert host.run("pgbackrest-dump run postgres").rc == 0
 
 
 @pytest.mark.parametrize(
@@ -357,6 +535,12 @@ def test_logical_dump_restores_into_a_fresh_database(host):
         ({"pgbackrest_host_address": "192.0.2.7"}, "pgbackrest_host_address is an IP address"),
         # with a replica, a repository on each server's own disk (the preflight refuses it too)
         ({"pgbackrest_repo_host": ""}, "pgbackrest_repo_type is posix and pgbackrest_repo_host is empty"),
+        # the verification runs on a PostgreSQL server: not on a client, nor on the repository host
+        ({"pgbackrest_verify_host": "pg-client"},
+         "pgbackrest_verify_host is pg-client on pg1: allowed values are an inventory host of group postgresql (pg1, pg2, pg3)"),
+        ({"pgbackrest_verify_host": "backup-repo"}, "pgbackrest_verify_host is backup-repo on pg1: allowed values are"),
+        # the newest good dumps are never all removed
+        ({"pgbackrest_dump_keep_min": 0}, "pgbackrest_dump_keep_min (0, at least 1"),
     ],
 )
 def test_bad_input_fails_before_any_change(host, ansible_playbook, bad, variable):
