@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 """Measure PostgreSQL's own shared_memory_size_in_huge_pages against pg_hugepages' estimate.
 
