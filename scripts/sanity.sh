@@ -113,20 +113,28 @@ git -C "$root" ls-files -z --cached --others --exclude-standard \
 import os, shutil, sys
 
 root, tree = sys.argv[1:]
+real_root = os.path.realpath(root)
+copied = 0
 for path in sorted(set(sys.stdin.read().split("\0")) - {""}):
     src, dst = os.path.join(root, path), os.path.join(tree, path)
     if path.startswith("collections/") or not os.path.lexists(src):
         continue
-    if os.path.realpath(os.path.dirname(src)) != os.path.join(root, os.path.dirname(path)).rstrip("/"):
+    if os.path.realpath(os.path.dirname(src)) != os.path.join(real_root, os.path.dirname(path)).rstrip("/"):
         continue  # below a symlinked directory
     os.makedirs(os.path.dirname(dst), exist_ok=True)
     real = os.path.realpath(src)
     if os.path.islink(src) and not (path.startswith("plugins/") and os.path.isfile(real)
-                                    and real.startswith(root + os.sep)):
+                                    and real.startswith(real_root + os.sep)):
         os.symlink(os.readlink(src), dst)
     else:
         shutil.copy2(real, dst)
-' "$root" "$tree"
+    copied += 1
+print(copied)
+' "$root" "$tree" >"$work/copied"
+if [ ! -f "$tree/galaxy.yml" ]; then
+  why "the copy of the repository in $tree has no galaxy.yml ($(cat "$work/copied") files copied): nothing to test"
+  exit 1
+fi
 git -C "$tree" init -q
 
 start=$(date +%s)
@@ -138,15 +146,15 @@ set -e
 secs=$(( $(date +%s) - start ))
 
 if [ "$rc" -eq 0 ]; then
-  echo "sanity: passed in ${secs}s (python $pyver; skipped: ${skip[*]})"
+  echo "sanity: passed in ${secs}s ($(cat "$work/copied") files, python $pyver; skipped: ${skip[*]})"
   exit 0
 fi
 echo
 why "failed after ${secs}s (exit $rc); full output: ${log#"$root"/}"
 sed -e 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^(ERROR|FATAL): ' | head -n 60 >&2 || true
-if grep -q 'Download failed\|get_pip' "$log"; then
+if grep -q 'Download failed\|pip==[0-9.]* --no-setuptools' "$log"; then
   why "bootstrapping pip into a sanity virtualenv failed: see the lines above (the get-pip file is $home/.ansible/test/cache/)"
-elif grep -q 'Could not find a version\|No matching distribution\|pip install' "$log"; then
+elif grep -q 'Could not find a version\|No matching distribution\|-pip.py install' "$log"; then
   why "installing a sanity test's requirements failed: the package index did not answer (pip's configuration decides which)"
 else
   why "fix each finding above in the repository (there is no ignore file on purpose), then run make lint again"
