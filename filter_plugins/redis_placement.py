@@ -75,7 +75,7 @@ options:
     default: []
   names:
     description:
-      - What to call the arguments in error messages, e.g. C({shards: redis_shards}), so that an error
+      - What to call the arguments in error messages, e.g. C(names=dict(shards='redis_shards')), so that an error
         names the variable the caller set instead of the filter's argument. Keys - hosts, shards,
         replicas, base_port, mode, formed.
     type: dict
