@@ -126,7 +126,6 @@ def test_runtime_setting_changes_in_place_and_on_disk(ansible_playbook, hosts, a
     assert restarted(before, state(hosts, admin)) == []
 
 
-
 def test_value_redis_refuses_changes_no_file_and_no_instance(ansible_playbook, hosts, admin):
     """A runtime value Redis refuses (hz takes a number) fails the run with Redis's reason, and
     leaves every instance's files and running settings as they were: it is asked before a file is
@@ -151,6 +150,7 @@ def test_value_redis_refuses_changes_no_file_and_no_instance(ansible_playbook, h
         assert values["config-maxmemory-policy"] == before[node]["config-maxmemory-policy"], node
     assert {name: host.check_output(get_hz) for name, host in hosts.items()} == hz
     assert set(hz.values()) == {"10"}  # Redis's default, which the role does not set
+
 
 PROBE = r"""
 # Every 0.2 s until /tmp/cluster-probe.stop exists: CLUSTER INFO from the first node that answers
