@@ -38,9 +38,10 @@ testbed: venv  ## Start a Docker engine and build the offline base image
 	mkdir -p $(ONPREM_APT_CACHE)
 
 .PHONY: lint
-lint: venv  ## yamllint + ansible-lint (profile production, no skip list)
+lint: venv  ## yamllint + ansible-lint (profile production, no skip list) + ansible-test sanity (no ignore file)
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --profile production
+	scripts/sanity.sh $(BIN)/python
 
 .PHONY: unit
 unit: venv  ## Unit tests of the filter plugins and scripts

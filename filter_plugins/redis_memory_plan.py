@@ -103,7 +103,7 @@ options:
     default: 50
   names:
     description:
-      - What to call the arguments in error messages, e.g. C({memory_mb: redis_memory_mb}), so that an
+      - What to call the arguments in error messages, e.g. C(names=dict(memory_mb='redis_memory_mb')), so that an
         error names the variable the caller set. Keys - memory_mb, instances, memory_mb/instances,
         reserved_percent, fragmentation_percent, and the other options' names.
     type: dict

@@ -75,7 +75,7 @@ options:
     default: []
   names:
     description:
-      - What to call the arguments in error messages, e.g. C({shards: redis_shards}), so that an error
+      - What to call the arguments in error messages, e.g. C(names=dict(shards='redis_shards')), so that an error
         names the variable the caller set instead of the filter's argument. Keys - hosts, shards,
         replicas, base_port, mode, formed.
     type: dict
@@ -280,7 +280,7 @@ def _place_replicas(
         flow += 1
     if flow < replicas * len(members):
         return []
-    result: list[list[str]] = [[] for _ in members]
+    result: list[list[str]] = [[] for _member in members]
     for shard in range(len(members)):
         for group in groups:
             node = ("group", shard, group)
@@ -350,7 +350,7 @@ def _placement(hosts: Any, shards: Any, replicas: Any, base_port: Any, mode: str
 
     load: dict[str, int] = {host: 0 for host, _zone in host_zones}
     zone_primaries: dict[str, int] = {zone: 0 for zone in zones}
-    members: list[list[tuple[str, str]]] = [[] for _ in range(shard_count)]  # (host, role)
+    members: list[list[tuple[str, str]]] = [[] for _shard in range(shard_count)]  # (host, role)
     for shard, formed_shard in enumerate(kept):
         for index, (host, _port) in enumerate(formed_shard["members"]):
             load[host] += 1
@@ -409,7 +409,7 @@ def _placement(hosts: Any, shards: Any, replicas: Any, base_port: Any, mode: str
                 assigned[(shard, index)] = next_port[host]
                 next_port[host] += 1
 
-    slot_ranges = _slot_ranges(shard_count) if mode == "cluster" else [[] for _ in range(shard_count)]
+    slot_ranges = _slot_ranges(shard_count) if mode == "cluster" else [[] for _shard in range(shard_count)]
     result_shards = []
     per_host: dict[str, list[dict]] = {host: [] for host, _zone in host_zones}
     for shard in range(shard_count):

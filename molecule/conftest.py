@@ -46,7 +46,7 @@ class PlaybookRun:
         if tags:
             cmd += ["--tags", tags]
         env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=self.scenario_dir)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, env=env, cwd=self.scenario_dir)
 
 
 @pytest.fixture(scope="session")

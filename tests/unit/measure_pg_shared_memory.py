@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 """Measure PostgreSQL's own shared_memory_size_in_huge_pages against pg_hugepages' estimate.
 
@@ -44,7 +43,7 @@ def main(count):
         as_postgres([INITDB, "-D", datadir, "-A", "trust", "--no-sync"])
         print(as_postgres([POSTGRES, "--version"]))
         worst = {}
-        for _ in range(count):
+        for _sample in range(count):
             settings = dict(
                 shared_buffers=f"{rng.choice([16, 128, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072])}MB",
                 max_connections=rng.choice([20, 100, 200, 300, 1000, 5000, 10000]),
@@ -71,7 +70,7 @@ def main(count):
         for size in sorted(worst, key=lambda s: int(s[:-2])):
             low, high = worst[size]
             print(f"{size:>14}  {low:17.4f}  {high:7.4f}")
-        return 0 if min(low for low, _ in worst.values()) >= 1 else 1
+        return 0 if min(low for low, _high in worst.values()) >= 1 else 1
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

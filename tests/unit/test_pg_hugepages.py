@@ -48,7 +48,7 @@ MEASURED = [
 
 
 def _estimate(row, extra_mb=0):
-    sb, conns, wal, workers, autovacuum, senders, prepared, locks, _ = row
+    sb, conns, wal, workers, autovacuum, senders, prepared, locks, _measured = row
     return pg_hugepages(sb, max_connections=conns, wal_buffers=wal, max_worker_processes=workers,
                         autovacuum_max_workers=autovacuum, max_wal_senders=senders,
                         max_prepared_transactions=prepared, max_locks_per_transaction=locks,
@@ -162,7 +162,7 @@ def datadir():
         _cannot_run_live(f"no PostgreSQL server binaries on this machine ({POSTGRES}, {INITDB})")
     if os.geteuid() == 0 and not shutil.which("runuser"):
         _cannot_run_live("running as root without runuser")
-    version = subprocess.run([POSTGRES, "--version"], capture_output=True, text=True).stdout
+    version = subprocess.run([POSTGRES, "--version"], capture_output=True, text=True, check=False).stdout
     if " 15." not in version:
         _cannot_run_live("the live check is calibrated for PostgreSQL 15, found " + version.strip())
     base = tempfile.mkdtemp(prefix="pg_hugepages_")

@@ -242,7 +242,7 @@ def test_wider_grid_matches_pgtune():
     """Every storage, database size, PGTune version and connection count, on RAM given in MB."""
     rng = random.Random(15)
     memories = sorted({512, 513, 1000, 1866, 1867, 2047, 8191, 65535, 131072, 262144}
-                      | {rng.randint(512, 200000) for _ in range(30)})
+                      | {rng.randint(512, 200000) for _draw in range(30)})
     checked, mismatches = 0, []
     for memory_mb in memories:
         for cpus, workload, storage, db_size in itertools.product(

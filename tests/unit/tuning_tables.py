@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 """Render the generated tables of docs/tuning.md from the filters themselves.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from cluster import (DATA_DIR, UNIT, converge, count, hosts, playbook, playbook_check,  # noqa: F401 (hosts: a fixture)
+from cluster import (DATA_DIR, UNIT, converge, count, hosts, playbook, playbook_check,  # noqa: F401 (hosts: a fixture)  # pylint: disable=unused-import
                      replication_rows, sql)
 from conftest import changed_tasks, recap_changed, wait_until
 
@@ -86,7 +86,7 @@ def test_a_lagging_replica_is_not_promoted(hosts, ansible_playbook):
     sql(pg3, "SELECT pg_reload_conf()", db="postgres")
     try:
         assert wait_until(lambda: sql(pg3, "SELECT count(*) FROM pg_stat_wal_receiver", db="postgres") == "0")
-        for _ in range(2):
+        for _round in range(2):
             sql(hosts["pg1"], "INSERT INTO replication_check (marker) SELECT 'lag' FROM generate_series(1, 100)")
             sql(hosts["pg1"], "SELECT pg_switch_wal()")
         run, out = playbook(ansible_playbook, "promote.yml", {"promote_target": "pg3"})

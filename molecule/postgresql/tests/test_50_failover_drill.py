@@ -6,7 +6,7 @@ After it, pg2 is the primary.
 
 from __future__ import annotations
 
-from cluster import UNIT, converge, hosts, playbook, replication_rows, sql  # noqa: F401 (hosts: a fixture)
+from cluster import UNIT, converge, hosts, playbook, replication_rows, sql  # noqa: F401 (hosts: a fixture)  # pylint: disable=unused-import
 from conftest import changed_tasks, recap_changed, wait_until
 
 # The timeline pg1 was on before the drill (the backup suite's restore has already moved it):

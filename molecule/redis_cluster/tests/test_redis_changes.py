@@ -68,7 +68,7 @@ def state(hosts, admin) -> dict:
         out = host.run(script)
         assert out.rc == 0, out.stderr
         for block in out.stdout.split("== ")[1:]:
-            port, _, body = block.partition("\n")
+            port, _newline, body = block.partition("\n")
             lines = body.splitlines()
             values = info(body)
             for setting in ("maxmemory-policy", "tcp-backlog"):
@@ -126,7 +126,6 @@ def test_runtime_setting_changes_in_place_and_on_disk(ansible_playbook, hosts, a
     assert restarted(before, state(hosts, admin)) == []
 
 
-
 def test_value_redis_refuses_changes_no_file_and_no_instance(ansible_playbook, hosts, admin):
     """A runtime value Redis refuses (hz takes a number) fails the run with Redis's reason, and
     leaves every instance's files and running settings as they were: it is asked before a file is
@@ -151,6 +150,7 @@ def test_value_redis_refuses_changes_no_file_and_no_instance(ansible_playbook, h
         assert values["config-maxmemory-policy"] == before[node]["config-maxmemory-policy"], node
     assert {name: host.check_output(get_hz) for name, host in hosts.items()} == hz
     assert set(hz.values()) == {"10"}  # Redis's default, which the role does not set
+
 
 PROBE = r"""
 # Every 0.2 s until /tmp/cluster-probe.stop exists: CLUSTER INFO from the first node that answers
@@ -192,7 +192,7 @@ def test_restart_only_setting_rolls_one_instance_at_a_time(ansible_playbook, hos
     probe_host = hosts["redis-1"]
     keys = ["ai:roll:%d" % i for i in range(200)]
     written = probe_host.run("printf 'SET %s v-%s\\n' {} | {} -c -h 127.0.0.1 -p 6380".format(
-        " ".join("{} {}".format(k, k) for k in keys), admin))
+        " ".join("{0} {0}".format(k) for k in keys), admin))
     assert replies(written.stdout) == ["OK"] * len(keys), written.stdout[-500:]
     before = state(hosts, admin)
     assert {v["config-tcp-backlog"] for v in before.values()} == {"511"}
@@ -223,12 +223,12 @@ def test_restart_only_setting_rolls_one_instance_at_a_time(ansible_playbook, hos
     for node, lines in new_log_lines(hosts, before).items():
         parsed = [m.groups() for m in map(LOG_LINE.match, lines) if m]
         stops = [(role, when) for role, when, text in parsed if text.startswith("User requested shutdown")]
-        readies = [when for _, when, text in parsed if text.startswith("Ready to accept connections")]
+        readies = [when for _role, when, text in parsed if text.startswith("Ready to accept connections")]
         assert len(stops) == 1 and len(readies) == 1, (node, lines[-20:])
         assert stops[0][0] == "S", "{} stopped while primary (role {}) ".format(node, stops[0][0])
         windows.append((_log_time(stops[0][1]), _log_time(readies[0]), node))
     windows.sort()
-    for (_, end, node), (start, _, following) in zip(windows, windows[1:]):
+    for (_stopped, end, node), (start, _ready, following) in zip(windows, windows[1:]):
         assert end < start, "{} stopped before {} was back".format(following, node)
 
     # The cluster took writes all along, for a client that retries CLUSTERDOWN the way cluster

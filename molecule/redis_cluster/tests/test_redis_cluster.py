@@ -34,7 +34,7 @@ def cluster_nodes(text: str) -> dict:
         slots = []
         for item in fields[8:]:
             if not item.startswith("["):  # [slot->-id] / [slot-<-id]: a slot in migration
-                first, _, last = item.partition("-")
+                first, _dash, last = item.partition("-")
                 slots.append((int(first), int(last or first)))
         nodes[fields[0]] = {"ip": ip, "port": int(port), "flags": fields[2], "master": fields[3], "slots": slots}
     return nodes
@@ -204,7 +204,7 @@ def test_keyspace_events_at_the_owning_primary(host):
 
 
 def test_backup_four_times_keeps_three_valid_snapshots(host):
-    for _ in range(4):
+    for _attempt in range(4):
         result = host.run("systemctl start redis-backup.service")
         assert result.rc == 0, host.run("journalctl -u redis-backup --no-pager -n 30").stdout
     assert host.service("redis-backup.timer").is_enabled

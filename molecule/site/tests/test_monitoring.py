@@ -158,7 +158,7 @@ def test_stopping_redis_fires_an_alert_in_alertmanager(host, db):
         print(f"RedisDown active in Alertmanager after {time.monotonic() - started:.0f} s")
     finally:
         db.check_output("systemctl start redis-server@6380.service")
-    assert wait_until(lambda: [r for r in promql(host, "redis_up == 1")], 60, interval=3)
+    assert wait_until(lambda: list(promql(host, "redis_up == 1")), 60, interval=3)
 
 
 def test_failing_wal_archiving_fires_an_alert_in_alertmanager(host, db):

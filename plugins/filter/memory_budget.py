@@ -1,0 +1,1 @@
+../../filter_plugins/memory_budget.py

@@ -1,0 +1,1 @@
+../../filter_plugins/paths_differ.py

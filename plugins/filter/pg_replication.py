@@ -1,0 +1,1 @@
+../../filter_plugins/pg_replication.py

@@ -1,0 +1,1 @@
+../../filter_plugins/redis_memory_plan.py

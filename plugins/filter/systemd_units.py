@@ -1,0 +1,1 @@
+../../filter_plugins/systemd_units.py
