@@ -243,13 +243,3 @@ def test_the_rest_of_dangerous_stays_refused(admin):
     answers = admin(stdin=[f"ACL DRYRUN ai-service {command}" for command, _ in DANGEROUS]).replace("\r", "").splitlines()
     assert answers == [f"This user has no permissions to run the '{name}' command" for _, name in DANGEROUS]
 
-
-def test_a_malformed_client_command_fails_before_the_acl_files_change(ansible_playbook, redis1):
-    acl = f"/etc/redis/acl/{PORT}.acl"
-    before = redis1.file(acl).md5sum
-    run = ansible_playbook("converge.yml", {"redis_users_client_commands": ["info", "+cluster|slots"]})
-    assert run.returncode != 0
-    out = " ".join((run.stdout + run.stderr).split())
-    assert "redis_users_client_commands must list Redis command names" in out
-    assert "['+cluster|slots'] are not" in out
-    assert redis1.file(acl).md5sum == before
