@@ -123,7 +123,7 @@ def installed_clients(tmp_path_factory):
     """Each client in a directory of its own, installed once (a marker file says it is complete)."""
     base = Path(os.environ["ONPREM_CACHE_DIR"]) if os.environ.get("ONPREM_CACHE_DIR") else tmp_path_factory.mktemp("c")
     paths = {}
-    for name, (runtime, spec, _) in CLIENTS.items():
+    for name, (runtime, spec, _version) in CLIENTS.items():
         target = base / "redis-clients" / name
         if not (target / ".installed").exists():
             shutil.rmtree(target, ignore_errors=True)
@@ -153,7 +153,7 @@ def ca_file(redis1, tmp_path_factory):
 @pytest.mark.parametrize("client", list(CLIENTS))
 def test_application_user_through_cluster_client(client, installed_clients, ca_file, redis1, secrets, admin,
                                                  topology, keys):
-    runtime, _, version = CLIENTS[client]
+    runtime, _spec, version = CLIENTS[client]
     samples = admin("CONFIG", "GET", "maxmemory-samples").split()[1]
     name = f"probe-{client}"
     value = f"{client}-{uuid.uuid4().hex[:8]}"
@@ -240,6 +240,5 @@ DANGEROUS = [
 
 def test_the_rest_of_dangerous_stays_refused(admin):
     # ACL DRYRUN: the server's own permission check for the user, without running the command
-    answers = admin(stdin=[f"ACL DRYRUN ai-service {command}" for command, _ in DANGEROUS]).replace("\r", "").splitlines()
-    assert answers == [f"This user has no permissions to run the '{name}' command" for _, name in DANGEROUS]
-
+    answers = admin(stdin=[f"ACL DRYRUN ai-service {command}" for command, _name in DANGEROUS]).replace("\r", "").splitlines()
+    assert answers == [f"This user has no permissions to run the '{name}' command" for _command, name in DANGEROUS]
