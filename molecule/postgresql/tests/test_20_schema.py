@@ -12,6 +12,7 @@ import hashlib
 import os
 import shlex
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -147,6 +148,26 @@ def test_application_user_has_only_the_listed_privileges(host):
 def test_autovacuum_settings(host):
     out = value(host, "SELECT array_to_string(reloptions, ',') FROM pg_class WHERE oid = 'ai_schema.ai_jobs'::regclass")
     assert "autovacuum_vacuum_scale_factor=0.05" in out and "autovacuum_analyze_scale_factor=0.05" in out
+
+
+# --- statistics: seed 004's queries run in the application's database ------------------------
+
+
+@pytest.mark.parametrize("db", ["tripgen_ai", "ops_audit"])
+def test_pg_stat_statements_exists_in_each_schema_database(host, db):
+    # the view answers only in a database the extension was created in (here: by pg_schema,
+    # which created both databases; neither is in postgresql_databases)
+    assert value(host, "SELECT extname FROM pg_extension WHERE extname = 'pg_stat_statements'", db=db) \
+        == "pg_stat_statements"
+
+
+def test_application_user_reads_its_statements_in_its_database(host):
+    marker = f"stats_probe_{uuid.uuid4().hex[:8]}"
+    value(host, f"SELECT count(*) AS {marker} FROM ai_schema.ai_jobs", user="ai_service")
+    # as ai_service, whose search_path is ai_schema: the view lives in public
+    calls = value(host, "SELECT sum(s.calls) FROM public.pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+                        f"WHERE d.datname = 'tripgen_ai' AND s.query LIKE '%AS {marker} FROM%'", user="ai_service")
+    assert calls == "1"
 
 
 # --- partitions ----------------------------------------------------------------------------
