@@ -260,27 +260,10 @@ def _clamp(value: int, low: int, high: int) -> int:
     return max(low, min(high, value))
 
 
-def redis_memory_plan(
-    memory_mb: Any,
-    instances: Any,
-    persistence: str = "rdb",
-    replication: bool = True,
-    reserved_percent: Any = 10,
-    fragmentation_percent: Any = 10,
-    cow_percent: Any = 100,
-    concurrent_forks: Any = 1,
-    replicas: Any = 1,
-    repl_backlog_mb: Any = None,
-    replica_buffer_mb: Any = None,
-    clients_percent: Any = 50,
-    names: Any = None,
-) -> dict:
-    """Return Redis settings and the memory plan for `instances` equal instances."""
+def redis_memory_plan(memory_mb: Any, instances: Any, names: Any = None, **options: Any) -> dict:
+    """Return Redis settings and the memory plan for `instances` equal instances (options: see _plan)."""
     try:
-        return _plan(
-            memory_mb, instances, persistence, replication, reserved_percent, fragmentation_percent,
-            cow_percent, concurrent_forks, replicas, repl_backlog_mb, replica_buffer_mb, clients_percent,
-        )
+        return _plan(memory_mb, instances, **options)
     except _ArgumentError as error:
         key = error.argument.split(" ")[0]
         name = (names or {}).get(key) if isinstance(names, dict) else None
