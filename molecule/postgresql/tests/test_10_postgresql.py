@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import testinfra
 
-from conftest import recap_changed
+from conftest import recap_changed, wait_until
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 CA_ON_CLIENT = "/etc/ssl/certs/onprem-postgresql-ca.crt"
@@ -349,6 +349,35 @@ def test_reload_for_reloadable_settings_restart_only_when_pending(ansible_playbo
         assert run.returncode == 0, run.stdout[-3000:]
     assert sql(server, "SHOW shared_buffers") == "256MB"
     assert sql(server, "SHOW log_min_duration_statement") == "1s"
+
+
+def test_a_restart_only_setting_removed_from_the_files_waits_for_a_restart(ansible_playbook, server):
+    """What a restore leaves (its recovery_target_* reset after the server started with them): a
+    restart-only setting gone from the files shows in pg_file_settings with no name, as 'parameter
+    "x" cannot be changed without restarting the server'. A run names it as waiting for a restart;
+    it used to fail every run as a refused configuration ('None'). Here max_files_per_process,
+    set with ALTER SYSTEM, started with, then reset."""
+    tags = "postgresql_configure,postgresql_service"
+    sql(server, "ALTER SYSTEM SET max_files_per_process = 1100")
+    server.check_output("systemctl restart postgresql@15-main")
+    try:
+        assert wait_until(lambda: sql(server, "SHOW max_files_per_process") == "1100", 30)
+        sql(server, "ALTER SYSTEM RESET max_files_per_process")
+        sql(server, "SELECT pg_reload_conf()")
+        row = sql(server, "SELECT coalesce(name, '(none)') || ' | ' || error FROM pg_file_settings WHERE error IS NOT NULL")
+        assert row == '(none) | parameter "max_files_per_process" cannot be changed without restarting the server', row
+
+        run = ansible_playbook("converge.yml", {"postgresql_restart_allowed": False}, limit="pg1", tags=tags)
+        assert run.returncode == 0, run.stdout[-3000:]
+        out = re.sub(r"\s+", " ", run.stdout)
+        assert "refused its configuration" not in out
+        assert re.search(r"NOT restarting \(postgresql_restart_allowed is false\) PostgreSQL for: [^.]*max_files_per_process", out), out[-3000:]
+        assert sql(server, "SHOW max_files_per_process") == "1100"
+    finally:
+        sql(server, "ALTER SYSTEM RESET max_files_per_process")
+        run = ansible_playbook("converge.yml", limit="pg1", tags=tags)  # restarts for it
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert sql(server, "SHOW max_files_per_process") == "1000"
 
 
 def test_check_mode_on_the_converged_host_changes_nothing(ansible_playbook):

@@ -16,7 +16,6 @@ before the failover drill.
 import datetime
 import json
 import os
-import re
 import time
 from pathlib import Path
 
@@ -302,20 +301,6 @@ def test_both_replicas_follow_the_restored_primary_onto_its_timeline(host, repli
             replica, f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'", db="postgres") == "t", 30), name
         assert psql(replica, "SELECT count(*) FROM after_restore") == "7", name
     psql(host, "DROP TABLE after_restore")
-
-
-def test_the_restored_primary_converges(host, ansible_playbook):
-    """The recovery settings the restore reset are pending a restart on the restored primary (they
-    show in pg_file_settings with no name): a later run names them as settings waiting for a
-    restart, and does not read them as a refused configuration."""
-    pending = psql(host, "SELECT string_agg(name, ',' ORDER BY name) FROM pg_settings WHERE pending_restart", db="postgres")
-    assert "recovery_target_time" in pending.split(","), pending  # the state this test is about
-    run = ansible_playbook("converge.yml", {"postgresql_restart_allowed": False}, limit="pg1",
-                           tags="postgresql_configure,postgresql_service")
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    assert "refused its configuration" not in run.stdout
-    out = re.sub(r"\s+", " ", run.stdout)
-    assert re.search(r"NOT restarting \(postgresql_restart_allowed is false\) PostgreSQL for: [^.]*recovery_target_time", out), out[-3000:]
 
 
 def test_resume_refuses_when_no_restore_is_paused(host, ansible_playbook):
