@@ -512,10 +512,19 @@ def test_a_failing_dump_leaves_no_dump_and_never_costs_the_newest_good_ones(host
         left = stored("dump_breaker")
         assert {n for n in left if n.endswith(".dump.enc")} == breaker
         assert all(n.endswith(".dump.enc.pgbackrest.tmp") for n in left - breaker), left
+        # the retention is the repository host's, after its next backup (pgBackRest 2.45 cannot
+        # remove a file through the TLS server): nothing is removed yet
+        assert "the repository host applies the dumps' retention" in run.stdout
+        assert {age for age, name in keep.items() if name in stored("dump_keep")} == set(range(35, 43))
+        backup_job = repo.run("systemctl start pgbackrest-backup@incr.service")
+        assert backup_job.rc == 0, repo.check_output("journalctl -u pgbackrest-backup@incr.service --no-pager -n 20")
+        journal = repo.check_output("journalctl -u pgbackrest-backup@incr.service --no-pager -n 30")
         # dump_keep: today's dump and the six newest old ones are the newest 7 and stay; those of
         # 41 and 42 days are older than 30 days and beyond the 7: removed, with the stale upload
         assert stored("dump_keep") == new | {keep[age] for age in range(35, 41)} | {"notes.txt"}
-        assert sorted(status["removed"]) == sorted(f"dump/main/dump_keep/{name}" for name in (keep[41], keep[42], stale))
+        removed = sorted(line.split("removed ", 1)[1] for line in journal.splitlines() if " removed dump/main/dump_keep/" in line)
+        assert removed == sorted(f"dump/main/dump_keep/{name}" for name in (keep[41], keep[42], stale)), journal
+        assert {n for n in stored("dump_breaker") if n.endswith(".dump.enc")} == breaker
     finally:
         for db in ("dump_keep", "dump_breaker"):
             psql(host, f"DROP DATABASE IF EXISTS {db}", db="postgres")
