@@ -14,7 +14,8 @@ import testinfra
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 ADDRESSES = {"pg1": "10.213.50.11", "pg2": "10.213.50.12", "pg3": "10.213.50.13"}
 DATA_DIR = "/var/lib/postgresql/15/main"
-UNIT = "postgresql@15-main"
+UNIT = "patroni@15-main"
+PG_UNIT = "postgresql@15-main"
 
 
 @pytest.fixture(scope="module")

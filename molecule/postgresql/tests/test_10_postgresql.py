@@ -21,8 +21,8 @@ from conftest import recap_changed, wait_until
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 CA_ON_CLIENT = "/etc/ssl/certs/onprem-postgresql-ca.crt"
-RELOAD_HANDLER = "RUNNING HANDLER [onprem.datastores.postgresql : Reload PostgreSQL]"
-RESTART_HANDLER = "RUNNING HANDLER [onprem.datastores.postgresql : Restart PostgreSQL]"
+RELOAD_HANDLER = "RUNNING HANDLER [onprem.datastores.postgresql : Reload PostgreSQL (Patroni)]"
+RESTART_HANDLER = "RUNNING HANDLER [onprem.datastores.postgresql : Restart PostgreSQL (Patroni)]"
 
 
 def _host(name: str):
@@ -162,11 +162,21 @@ def test_setting(server, setting, value):
     assert sql(server, f"SHOW {setting}") == value
 
 
-def test_settings_come_from_the_managed_conf_d_file(server):
-    """Nothing is left to the vendor's postgresql.conf for what the role manages."""
-    rows = sql(server, "SELECT DISTINCT sourcefile FROM pg_settings WHERE name IN "
-                       "('shared_buffers', 'ssl_cert_file', 'log_line_prefix', 'max_connections')")
-    assert rows == "/etc/postgresql/15/main/conf.d/10-onprem-datastores.conf"
+def test_each_setting_has_one_source(server):
+    """Patroni runs this cluster: PGTune's values are Patroni's parameters (the postgresql.conf it
+    writes), the values every member shares come from etcd (Patroni passes them on the command
+    line), TLS and logging stay in the role's conf.d file. None of them is set in two places."""
+    rows = sql(server, "SELECT name, source, coalesce(sourcefile, '-') FROM pg_settings WHERE name IN "
+                       "('shared_buffers', 'ssl_cert_file', 'log_line_prefix', 'max_connections') ORDER BY 1")
+    assert rows.splitlines() == [
+        "log_line_prefix|configuration file|/etc/postgresql/15/main/conf.d/10-onprem-datastores.conf",
+        "max_connections|command line|-",
+        "shared_buffers|configuration file|/etc/postgresql/15/main/postgresql.conf",
+        "ssl_cert_file|configuration file|/etc/postgresql/15/main/conf.d/10-onprem-datastores.conf",
+    ]
+    twice = sql(server, "SELECT coalesce(string_agg(name, ','), '') FROM "
+                        "(SELECT name FROM pg_file_settings GROUP BY name HAVING count(*) > 1) d")
+    assert twice == ""
     assert sql(server, "SELECT count(*) FROM pg_file_settings WHERE error IS NOT NULL") == "0"
 
 
@@ -359,7 +369,8 @@ def test_a_restart_only_setting_removed_from_the_files_waits_for_a_restart(ansib
     set with ALTER SYSTEM, started with, then reset."""
     tags = "postgresql_configure,postgresql_service"
     sql(server, "ALTER SYSTEM SET max_files_per_process = 1100")
-    server.check_output("systemctl restart postgresql@15-main")
+    # Patroni restarts the server (restarting the patroni unit would hand over the leader key)
+    server.check_output("patronictl -c /etc/patroni/15-main.yml restart postgresql-15-main pg1 --force")
     try:
         assert wait_until(lambda: sql(server, "SHOW max_files_per_process") == "1100", 30)
         sql(server, "ALTER SYSTEM RESET max_files_per_process")

@@ -16,6 +16,7 @@ before the failover drill.
 import datetime
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -205,7 +206,7 @@ def test_restore_refuses_without_confirmation(host, ansible_playbook):
     run = ansible_playbook(str(PROJECT / "playbooks/restore.yml"), {"restore_target_type": "latest"})
     assert run.returncode != 0
     assert "restore_confirm" in run.stdout + run.stderr
-    assert host.service("postgresql@15-main").is_running
+    assert host.service("patroni@15-main").is_running
     assert host.run("ls -d %s.before-restore-*", DATA).stdout == aside_before
 
 
@@ -216,7 +217,7 @@ def test_restore_refuses_to_pause_without_a_target(host, ansible_playbook):
     out = " ".join((run.stdout + run.stderr).split())
     assert run.returncode != 0
     assert "restore_target_action (restore_target_action in playbooks/restore.yml) is pause, which needs a target" in out
-    assert host.service("postgresql@15-main").is_running
+    assert host.service("patroni@15-main").is_running
     assert psql(host, "SELECT pg_is_in_recovery()") == "f"
     assert host.run("ls -d %s.before-restore-*", DATA).stdout == aside_before
 
@@ -234,8 +235,7 @@ def test_point_in_time_restore_pauses_at_t_for_inspection(host, replicas, ansibl
     psql(host, "INSERT INTO pitr_keep SELECT g FROM generate_series(1001, 1500) g")
     psql(host, "DROP TABLE pitr_dropped")
     switch_and_wait_archived(host)
-    replica_timelines = {name: psql(r, "SELECT timeline_id FROM pg_control_checkpoint()", db="postgres")
-                         for name, r in replicas.items()}
+    replica_timelines = {name: checkpoint_timeline(r) for name, r in replicas.items()}
 
     run = ansible_playbook(str(PROJECT / "playbooks/restore.yml"),
                            {"restore_target_type": "time", "restore_target": target, "restore_confirm": "yes",
@@ -250,9 +250,11 @@ def test_point_in_time_restore_pauses_at_t_for_inspection(host, replicas, ansibl
     assert psql(host, "SELECT md5(string_agg(id::text || v, ',' ORDER BY id)) FROM pitr_dropped") == PITR["dropped"]
     write = host.run("runuser -u postgres -- psql -XAtq -d appdb -c %s", "CREATE TABLE written_while_paused (id int)")
     assert write.rc != 0 and "read-only transaction" in write.stderr, write.stderr
-    # the replicas were left alone (pg_rewind needs a primary): not rewound, not recloned
+    # the replicas were stopped with Patroni (none may take the leader key meanwhile) and left
+    # alone: not rewound, not recloned
     for name, r in replicas.items():
-        assert psql(r, "SELECT timeline_id FROM pg_control_checkpoint()", db="postgres") == replica_timelines[name], name
+        assert not r.service("patroni@15-main").is_running, name
+        assert checkpoint_timeline(r) == replica_timelines[name], name
     # the data directory from before is kept aside already
     assert len(set(host.check_output("ls -d %s.before-restore-*", DATA).split()) - PITR["aside"]) == 1
 
@@ -274,8 +276,15 @@ def test_resume_promotes_the_paused_restore(host, ansible_playbook):
     assert len(new) == 1 and host.file(f"{new.pop()}/PG_VERSION").exists
 
 
+def checkpoint_timeline(server) -> str:
+    """The timeline of the latest checkpoint, read from the control file (also with the server stopped)."""
+    out = server.check_output("LC_ALL=C /usr/lib/postgresql/15/bin/pg_controldata -D %s", DATA)
+    return re.search(r"Latest checkpoint's TimeLineID:\s+(\d+)", out).group(1)
+
+
 def test_both_replicas_follow_the_restored_primary_onto_its_timeline(host, replicas):
-    # restore.yml's last play rewinds each replica (or clones it afresh) onto the new timeline
+    # restore.yml's last play hands the restored primary back to Patroni, then starts each replica's
+    # member: Patroni rewinds it (or clones it afresh) onto the new timeline
     timeline = int(psql(host, "SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)", db="postgres"), 16)
     # the restore's recovery target stayed behind on none of them (else a replica would stop, and
     # promote itself, at the first commit newer than the target)
@@ -305,14 +314,14 @@ def test_both_replicas_follow_the_restored_primary_onto_its_timeline(host, repli
 
 def test_resume_refuses_when_no_restore_is_paused(host, ansible_playbook):
     # pg1 is promoted and its recovery settings are gone: there is nothing to resume
-    started = host.check_output("systemctl show -p ActiveEnterTimestampMonotonic --value postgresql@15-main")
+    started = host.check_output("systemctl show -p ActiveEnterTimestampMonotonic --value patroni@15-main")
     run = ansible_playbook(str(PROJECT / "playbooks/restore.yml"), {"restore_resume": "yes"})
     out = " ".join((run.stdout + run.stderr).split())
     assert run.returncode != 0
     assert ("Nothing to resume on pg1 (restore_resume, pgbackrest_restore_resume): it is not in recovery and "
             "postgresql.auto.conf holds no recovery settings") in out
     assert psql(host, "SELECT pg_is_in_recovery()") == "f"
-    assert host.check_output("systemctl show -p ActiveEnterTimestampMonotonic --value postgresql@15-main") == started
+    assert host.check_output("systemctl show -p ActiveEnterTimestampMonotonic --value patroni@15-main") == started
 
 
 def test_archiving_continues_after_the_restore(host):

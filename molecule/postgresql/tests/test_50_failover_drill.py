@@ -1,84 +1,198 @@
-"""The failover drill of seeds 000/003, run last on the converged cluster: the primary stops, the
-sync standby is promoted with playbooks/promote.yml, no committed row is lost, the async replica
-follows the new primary, and playbooks/rejoin.yml brings the old primary back as a replica.
-After it, pg2 is the primary.
+"""The failover drills of issue 20, run last on the converged Patroni cluster, each with a real
+client (tests/clients/writer.py on pg-client) committing one row at a time through the read-write
+endpoint (HAProxy, port 5000, on every server; libpq's multi-host list of the three):
+  1. pg1's container is killed: Patroni promotes the synchronous standby, the endpoint serves writes
+     again, every commit the client saw acknowledged is on the new primary, and pg1, started again,
+     rejoins as a replica with nobody running anything;
+  2. the synchronous standby stops: writes go on (synchronous_mode_strict is off);
+  3. a planned switchover with playbooks/promote.yml;
+  4. one etcd member stops: nothing changes; a quorum of them stops: the primary keeps serving.
+The client-observed times are printed (pytest -s, or the "drill:" lines of the verify log).
 """
 
 from __future__ import annotations
 
-from cluster import UNIT, converge, hosts, playbook, replication_rows, sql  # noqa: F401 (hosts: a fixture)  # pylint: disable=unused-import
-from conftest import changed_tasks, recap_changed, wait_until
+import os
+import subprocess
+import time
 
-# The timeline pg1 was on before the drill (the backup suite's restore has already moved it):
-# the promotion starts the next one.
-BEFORE = {}
+import pytest
+import testinfra
 
+from cluster import ADDRESSES, INVENTORY, UNIT, hosts, playbook, sql  # noqa: F401 (hosts: a fixture)  # pylint: disable=unused-import
+from conftest import wait_until
 
-# --- The drill: the primary fails -----------------------------------------------------------
-
-
-def test_drill_promote_the_sync_standby_when_the_primary_stops(hosts, ansible_playbook):
-    pg1, pg2, pg3 = hosts["pg1"], hosts["pg2"], hosts["pg3"]
-    # Separate commits, each acknowledged to the client before the next one.
-    sql(pg1, "CREATE TABLE drill (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())")
-    for batch in range(20):
-        sql(pg1, "INSERT INTO drill (id) SELECT %d * 100 + g FROM generate_series(1, 100) g" % batch)
-    committed = int(sql(pg1, "SELECT count(*) FROM drill"))
-    BEFORE["timeline"] = int(sql(pg1, "SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)", db="postgres"), 16)
-    assert committed == 2000
-
-    pg1.check_output("systemctl stop %s", UNIT)
-    run, out = playbook(ansible_playbook, "promote.yml", {"promote_target": "pg2"})
-    assert run.returncode == 0, out[-4000:]
-    assert "Promoted pg2 to primary" in out and "it held all of the old primary's WAL" in out
-    assert "Fenced the old primary pg1" in out and "Re-pointed pg3 at pg2" in out
-    assert "NOT streaming" not in out
-
-    # pg2 takes writes, and has every row committed on pg1: none lost.
-    assert sql(pg2, "SELECT pg_is_in_recovery()") == "f"
-    assert int(sql(pg2, "SELECT count(*) FROM drill")) == committed
-    sql(pg2, "INSERT INTO drill (id) VALUES (100000)")
-
-    # The old primary is fenced: masked, it does not start.
-    assert pg1.run("systemctl is-enabled %s", UNIT).stdout.strip() == "masked"
-    start = pg1.run("systemctl start %s", UNIT)
-    assert start.rc != 0 and f"Unit {UNIT}.service is masked" in start.stderr, start.stderr
-
-    # pg3 follows pg2 on the new timeline.
-    assert wait_until(lambda: replication_rows(pg2).get("pg3") == ("streaming", "async", "t"), timeout=60)
-    assert wait_until(lambda: int(sql(pg3, "SELECT count(*) FROM drill WHERE id = 100000"))) == 1
-    assert int(sql(pg3, "SELECT count(*) FROM drill")) == committed + 1
+WRITER = os.path.join(os.path.dirname(__file__), "clients", "writer.py")
+CA = "/etc/ssl/certs/onprem-postgresql-ca.crt"
+# The three endpoints; verify-ca: the endpoint's address is not the name in the server's certificate.
+CONNINFO = ("host=%s port=5000 dbname=appdb user=app_service sslmode=verify-ca sslrootcert=%s connect_timeout=2 "
+            "target_session_attrs=read-write" % (",".join(ADDRESSES.values()), CA))
+FIGURES = []
 
 
-def test_drill_rejoin_the_old_primary_as_a_replica(hosts, ansible_playbook):
-    pg1, pg2 = hosts["pg1"], hosts["pg2"]
-    run, out = playbook(ansible_playbook, "rejoin.yml", {"rejoin_host": "pg1", "postgresql_primary": "pg2"})
-    assert run.returncode == 0, out[-4000:]
-    assert "pg1 streams from pg2 again" in out
+@pytest.fixture(scope="module")
+def client():
+    host = testinfra.get_host(f"ansible://pg-client?ansible_inventory={INVENTORY}")
+    password = "molecule-only-app-service"
+    host.run("install -m 0600 /dev/stdin /root/.pgpass <<'EOF'\n*:5000:appdb:app_service:%s\nEOF" % password)
+    with open(WRITER, encoding="utf-8") as source:
+        host.run("install -m 0755 /dev/stdin /root/writer.py <<'EOF'\n%s\nEOF" % source.read())
+    return host
 
+
+def leader(hosts) -> str:
+    """The member whose PostgreSQL is not in recovery (asked on each that answers)."""
+    for name, host in hosts.items():
+        run = host.run("runuser -u postgres -- psql -XAtq -d postgres -c 'SELECT pg_is_in_recovery()'")
+        if run.rc == 0 and run.stdout.strip() == "f":
+            return name
+    return ""
+
+
+def start_writer(client, seconds: int, log: str):
+    client.run("rm -f %s; nohup /root/writer.py %d %s %s >/dev/null 2>&1 &", log, seconds, log, CONNINFO)
+    assert wait_until(lambda: client.run("grep -c '^ok ' %s", log).stdout.strip() not in ("", "0"), timeout=20), \
+        client.run("cat %s", log).stdout[-2000:]
+
+
+def finish_writer(client, log: str):
+    assert wait_until(lambda: client.run("grep -q '^done ' %s", log).rc == 0, timeout=180, interval=2)
+    acked, errors = [], []
+    for line in client.check_output("cat %s", log).splitlines():
+        parts = line.split(" ", 2)
+        if parts[0] == "ok":
+            acked.append((int(parts[1]), float(parts[2])))
+        elif parts[0] == "err":
+            errors.append(line)
+    return acked, errors
+
+
+def longest_pause(acked, after: float) -> float:
+    """The longest time between two acknowledged writes around `after` (the event)."""
+    times = [t for _, t in acked]
+    gaps = [b - a for a, b in zip(times, times[1:]) if b >= after]
+    return max(gaps) if gaps else float("inf")
+
+
+def all_on(host, acked) -> int:
+    ids = ",".join(str(i) for i, _ in acked)
+    return int(sql(host, "SELECT count(*) FROM drill_writes WHERE id IN (%s)" % ids))
+
+
+def report(name: str, seconds: float, detail: str):
+    FIGURES.append((name, seconds))
+    print("drill: %s: %.1f s (%s)" % (name, seconds, detail))
+
+
+def test_drill_kill_the_primary_while_a_client_writes(hosts, client):
+    primary = leader(hosts)
+    assert primary == "pg1"
+    sql(hosts[primary], "CREATE TABLE IF NOT EXISTS drill_writes (id int PRIMARY KEY, at timestamptz DEFAULT now())")
+    sql(hosts[primary], "GRANT SELECT, INSERT ON drill_writes TO app_service")
+    start_writer(client, 75, "/root/kill.log")
+    time.sleep(5)
+    killed_at = time.time()
+    subprocess.run(["docker", "kill", "pg1"], check=True, capture_output=True)
+    acked, errors = finish_writer(client, "/root/kill.log")
+    after = [t for _, t in acked if t > killed_at]
+    assert after, "no write was accepted after the kill: %s" % errors[-5:]
+    survivors = {name: host for name, host in hosts.items() if name != "pg1"}
+    new = leader(survivors)
+    # synchronous mode: only the synchronous standby may be promoted
+    assert new == "pg2", new
+    # every acknowledged commit is on the new primary
+    assert all_on(hosts[new], acked) == len(acked), "acknowledged writes lost"
+    report("primary killed -> writes accepted again through the endpoint", min(after) - killed_at,
+           "%d acknowledged writes, 0 lost, %d failed attempts; target 30 s" % (len(acked), len(errors)))
+
+    # pg1 comes back: Patroni rejoins it as a replica of pg2 (pg_rewind), with nobody running anything.
+    started = time.time()
+    subprocess.run(["docker", "start", "pg1"], check=True, capture_output=True)
+    pg1 = testinfra.get_host(f"ansible://pg1?ansible_inventory={INVENTORY}")
+    assert wait_until(lambda: pg1.run("runuser -u postgres -- psql -XAtq -d postgres -c %s",
+                                      "SELECT status FROM pg_stat_wal_receiver").stdout.strip() == "streaming",
+                      timeout=180, interval=3), pg1.run("journalctl -u %s -n 30 --no-pager", UNIT).stdout
     assert sql(pg1, "SELECT pg_is_in_recovery()") == "t"
-    assert sql(pg1, "SELECT status, sender_host FROM pg_stat_wal_receiver", db="postgres") == "streaming|pg2"
-    sql(pg2, "INSERT INTO drill (id) VALUES (100001)")
-    assert wait_until(lambda: int(sql(pg1, "SELECT count(*) FROM drill WHERE id = 100001"))) == 1
-    assert int(sql(pg1, "SELECT count(*) FROM drill")) == 2002
+    assert wait_until(lambda: all_on(pg1, acked) == len(acked), timeout=30)
+    report("old primary back as a replica after its container started", time.time() - started, "Patroni, pg_rewind")
 
 
-def test_drill_after_the_switch_a_converge_changes_nothing(hosts, ansible_playbook):
-    run, out = converge(ansible_playbook, {"postgresql_primary": "pg2"})
-    assert run.returncode == 0, out[-3000:]
-    assert recap_changed(run.stdout) == 0, changed_tasks(run.stdout)
-    # Both replicas of the new primary stream; synchronous_standby_names lists no sync replica
-    # of pg2 (pg2 was the only one marked sync), so writes never wait for an absent standby.
-    rows = replication_rows(hosts["pg2"])
-    assert {name: row[0] for name, row in rows.items()} == {"pg1": "streaming", "pg3": "streaming"}
+def test_drill_stop_the_synchronous_standby_writes_go_on(hosts, client):
+    primary = leader(hosts)
+    assert primary == "pg2"
+    # pg1 is the synchronous standby again (pg3 is marked asynchronous: never synchronous)
+    assert wait_until(lambda: sql(hosts[primary], "SELECT application_name, sync_state FROM pg_stat_replication "
+                                                  "WHERE sync_state = 'sync'", db="postgres") == "pg1|sync", timeout=60)
+    start_writer(client, 30, "/root/sync.log")
+    time.sleep(3)
+    stopped_at = time.time()
+    hosts["pg1"].check_output("systemctl stop %s", UNIT)
+    try:
+        acked, errors = finish_writer(client, "/root/sync.log")
+        assert [t for _, t in acked if t > stopped_at + 5], "writes stopped with the synchronous standby: %s" % errors[-5:]
+        assert sql(hosts[primary], "SHOW synchronous_standby_names", db="postgres") == ""
+        assert all_on(hosts[primary], acked) == len(acked)
+        report("synchronous standby stopped -> longest write pause", longest_pause(acked, stopped_at),
+               "non-strict synchronous mode, %d acknowledged writes" % len(acked))
+    finally:
+        hosts["pg1"].check_output("systemctl start %s", UNIT)
+    assert wait_until(lambda: sql(hosts[primary], "SHOW synchronous_standby_names", db="postgres") == "pg1",
+                      timeout=90, interval=2)
 
 
-def test_replication_status_reports_state_and_lag(ansible_playbook):
-    run = ansible_playbook("../../playbooks/replication_status.yml", {"postgresql_primary": "pg2"})
+def test_drill_planned_switchover_with_promote_yml(hosts, client, ansible_playbook):
+    start_writer(client, 40, "/root/switch.log")
+    time.sleep(3)
+    begun = time.time()
+    run, out = playbook(ansible_playbook, "promote.yml", {"promote_target": "pg1"})
+    assert run.returncode == 0, out[-4000:]
+    assert "Handed the primary's role to pg1 (planned switchover)" in out
+    acked, _errors = finish_writer(client, "/root/switch.log")
+    assert leader(hosts) == "pg1"
+    assert all_on(hosts["pg1"], acked) == len(acked)
+    report("planned switchover (promote.yml) -> longest write pause", longest_pause(acked, begun), "target 10 s")
+    # pg2 follows pg1 and is its synchronous standby
+    assert wait_until(lambda: sql(hosts["pg1"], "SHOW synchronous_standby_names", db="postgres") == "pg2", timeout=60)
+
+
+def test_promote_refuses_the_asynchronous_replica(ansible_playbook):
+    run, out = playbook(ansible_playbook, "promote.yml", {"promote_target": "pg3"})
+    assert run.returncode != 0
+    assert "pg3 is not the synchronous standby (its role: replica)" in out, out[-3000:]
+
+
+def test_promote_refuses_the_primary_itself(ansible_playbook):
+    run, out = playbook(ansible_playbook, "promote.yml", {"promote_target": "pg1"})
+    assert run.returncode != 0
+    assert "pg1 is the primary already" in out, out[-3000:]
+
+
+def test_drill_etcd_losses(hosts, client):
+    """One etcd member down: nothing changes. Two of three (no quorum): Patroni's failsafe mode keeps
+    the primary, which every member still sees, serving."""
+    primary = leader(hosts)
+    start_writer(client, 45, "/root/etcd.log")
+    time.sleep(3)
+    hosts["pg3"].check_output("systemctl stop etcd")
+    one_down = time.time()
+    time.sleep(10)
+    hosts["pg2"].check_output("systemctl stop etcd")
+    quorum_lost = time.time()
+    try:
+        acked, errors = finish_writer(client, "/root/etcd.log")
+        assert leader(hosts) == primary
+        assert [t for _, t in acked if t > quorum_lost + 25], "writes stopped without etcd's quorum: %s" % errors[-5:]
+        assert all_on(hosts[primary], acked) == len(acked)
+        report("etcd: one member, then a quorum lost -> longest write pause", longest_pause(acked, one_down),
+               "failsafe_mode; %d acknowledged writes" % len(acked))
+    finally:
+        hosts["pg2"].run("systemctl start etcd")
+        hosts["pg3"].run("systemctl start etcd")
+
+
+def test_replication_status_shows_the_members(ansible_playbook):
+    run = ansible_playbook("../../playbooks/replication_status.yml", {})
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-3000:]
-    assert "pg2: PRIMARY, timeline %d" % (BEFORE["timeline"] + 1) in out
-    for replica in ("pg1", "pg3"):
-        line = next(line for line in out.splitlines() if line.strip().strip('",').startswith(replica + " "))
-        assert "streaming" in line and "TLSv1.3" in line, line
-    assert "STANDBY" in out and "WAL receiver: streaming from pg2" in out
+    assert "Patroni cluster postgresql-15-main (3 members)" in out
+    assert "pg1: PRIMARY" in out and "WAL receiver: streaming from" in out
