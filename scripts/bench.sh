@@ -4,8 +4,10 @@
 # targets are printed next to them.
 #   1. playbooks/site.yml on fresh containers: time; then a no-op re-run: time and changed count;
 #      for each, the module runs on the hosts and on the controller (callback module_runs)
-#   2. pgbench TPS on the same container and data: our conf.d settings vs Debian's defaults vs
-#      PGTune's output alone (the onprem.datastores.pg_tune filter for the same memory plan)
+#   2. pgbench TPS on the same container and data: our settings vs Debian's defaults vs PGTune's
+#      output alone (the onprem.datastores.pg_tune filter for the same memory plan); on a Patroni
+#      member with Patroni paused, each configuration in postgresql.auto.conf (read last) and
+#      PostgreSQL restarted through Patroni's REST API
 #   3. redis-benchmark SET/GET through TLS with the application's ACL user on a cluster primary vs a
 #      default redis-server (no TLS, no ACL) started for the bench on a spare port of the same host
 #   4. pgBackRest full backup and restore (into a scratch directory) vs a raw copy of the data
@@ -34,7 +36,8 @@
 #   BENCH_PGBENCH_VARIANTS   extra configurations to measure beside the three, to find what a
 #                            setting costs: space-separated BASE+name=value[+name=value...], BASE
 #                            one of ours, default, pgtune; e.g. "ours+wal_compression=off
-#                            default+wal_compression=lz4" (values as in postgresql.conf) []
+#                            default+wal_compression=lz4" (values as in postgresql.conf; not
+#                            the settings Patroni passes on the command line, max_connections etc.) []
 #   BENCH_REDIS_REQUESTS     requests per redis-benchmark test [200000]
 #   BENCH_REDIS_CLIENTS      redis-benchmark clients [50]
 #   BENCH_REDIS_RUNS         runs per server and command (median kept) [3]
@@ -206,8 +209,9 @@ pg_check_memory() {
   # --memory-swap equal to the limit means no swap on top; without swap accounting in the kernel
   # docker drops it (MemorySwap -1) with a warning, and the container may swap where the machine can.
   swap=$(docker inspect -f '{{.HostConfig.MemorySwap}}' "$PG_C")
-  pid=$(docker exec "$PG_C" systemctl show -p MainPID --value "$PG_SERVICE")
-  [ "${pid:-0}" != 0 ] || die "no main PID for $PG_SERVICE in $PG_C"
+  # The postmaster's PID (under Patroni, the unit's main PID is Patroni's own; same cgroup).
+  pid=$(docker exec "$PG_C" head -n 1 "$PG_DATA/postmaster.pid")
+  [ -n "$pid" ] || die "no postmaster PID in $PG_DATA/postmaster.pid in $PG_C"
   kernel=$(docker exec -i "$PG_C" python3 - "$pid" <<'EOF'
 import os, sys
 limits, seen = [], False
@@ -234,7 +238,7 @@ for line in open(f"/proc/{sys.argv[1]}/cgroup"):
         d = os.path.dirname(d)
 print(min(limits) if limits else (0 if seen else "unknown"))
 EOF
-) || die "cannot read the memory cgroup of $PG_SERVICE in $PG_C"
+) || die "cannot read the memory cgroup of the postmaster ($PG_SERVICE) in $PG_C"
   if [ "$kernel" = unknown ]; then
     PG_MEM_CHECK="docker's HostConfig.Memory agrees; the postmaster's cgroup was not readable"
     log "warning: $PG_MEM_CHECK"
@@ -324,19 +328,41 @@ step_converge() {
 pg() { docker exec -u postgres -e PGOPTIONS='-c synchronous_commit=local' "$PG_C" "$@"; }
 psql_pg() { pg psql -XAtq -d "${2:-postgres}" -c "$1"; }
 
+# The server's paths, and what runs it. With two or more servers (the sandbox) it is a Patroni
+# member: patroni@<version>-<cluster> runs it, Debian's postgresql@ unit must never run beside it,
+# and a restart of the patroni unit on the leader would hand the leader key to the standby.
 pg_paths() {
   local version cluster
   version=$(render "$PG_HOST" "postgresql_version | default($(role_default postgresql postgresql_version))")
   cluster=$(render "$PG_HOST" "postgresql_cluster_name | default('$(role_default postgresql postgresql_cluster_name)')" | tr -d '"')
   PG_BIN=/usr/lib/postgresql/$version/bin
-  PG_SERVICE=postgresql@$version-$cluster
-  PG_SETTINGS=/etc/postgresql/$version/$cluster/conf.d/10-onprem-datastores.conf
-  PG_SAVED=$SCRATCH/10-onprem-datastores.conf.ours
-  PG_VARIANT=/etc/postgresql/$version/$cluster/conf.d/11-bench-variant.conf
   PG_VERSION=$version
+  PG_CONF_DIR=/etc/postgresql/$version/$cluster
+  PG_SETTINGS=$PG_CONF_DIR/conf.d/10-onprem-datastores.conf
+  PG_PATRONI_CONF=/etc/patroni/$version-$cluster.yml
+  if docker exec "$PG_C" test -f "$PG_PATRONI_CONF"; then
+    PG_SERVICE=patroni@$version-$cluster
+    PG_SCOPE=$(docker exec "$PG_C" sed -n 's/^scope: *//p' "$PG_PATRONI_CONF" | python3 -c 'import json, sys; print(json.loads(sys.stdin.read()))')
+  else
+    PG_SERVICE=postgresql@$version-$cluster
+    PG_SCOPE=""
+  fi
+  PG_DATA=$(psql_pg 'SHOW data_directory')
+  # The file PostgreSQL reads last, after Patroni's postgresql.conf (which includes conf.d first and
+  # then sets Patroni's parameters, so nothing in conf.d overrides them): the bench's configurations
+  # go there, after its converged content (saved beside the scratch data).
+  PG_AUTO=$PG_DATA/postgresql.auto.conf
+  PG_SAVED=$SCRATCH/postgresql.auto.conf.ours
 }
 
-# PGTune's settings alone for the inventory's memory plan, as a conf.d file.
+# The bench measures on the inventory's primary: Patroni must have left the leader there.
+pg_check_primary() {
+  [ "$(psql_pg 'SELECT pg_is_in_recovery()')" = f ] ||
+    die "$PG_HOST is not the primary (Patroni's leader is another member); hand it back first:" \
+      "ANSIBLE_VAULT_PASSWORD_FILE=$INV/vault-password ansible-playbook -i $INV/hosts.yml playbooks/promote.yml -e promote_target=$PG_HOST"
+}
+
+# PGTune's settings alone for the inventory's memory plan, as postgresql.conf lines.
 pgtune_conf() {
   local expr plan
   for v in postgresql_memory_mb postgresql_cpus; do
@@ -367,38 +393,152 @@ pg_wait() {
     pg "$PG_BIN/pg_isready" -q && psql_pg 'SELECT 1' >/dev/null 2>&1 && return 0
     sleep 1
   done
-  die "PostgreSQL on $PG_HOST did not come back (see /var/log/postgresql in $PG_C)"
+  die "PostgreSQL on $PG_HOST did not come back (see journalctl -u $PG_SERVICE and the server's log in $PG_C)"
 }
 
-# pg_use ours|default|pgtune[+name=value...]: put that configuration in place and restart. A
-# variant's settings go in a conf.d file read after ours, removed for every other configuration.
-pg_use() {
-  local base=${1%%+*} extra=""
-  [ "$base" = "$1" ] || extra=${1#*+}
-  case $base in
-    ours) docker exec "$PG_C" cp -p "$PG_SAVED" "$PG_SETTINGS" ;;
-    default) docker exec "$PG_C" rm -f "$PG_SETTINGS" ;;
-    pgtune)
-      docker exec -i "$PG_C" sh -c "cat >'$PG_SETTINGS' && chown postgres:postgres '$PG_SETTINGS' && chmod 0644 '$PG_SETTINGS'" <"$WORK/pgtune.conf" ;;
-  esac
-  if [ -n "$extra" ]; then
-    echo "# scripts/bench.sh variant $1" | cat - <(echo "$extra" | tr '+' '\n' | sed 's/=/ = /') |
-      docker exec -i "$PG_C" sh -c "cat >'$PG_VARIANT' && chmod 0644 '$PG_VARIANT'"
+# patronictl in the member's container, with the member's configuration (etcd's client certificate,
+# the REST API's CA and its user for the POSTs).
+patronictl_pg() { docker exec "$PG_C" patronictl -c "$PG_PATRONI_CONF" "$@" 2>&1; }
+
+# Maintenance mode for the step (patronictl pause): Patroni then neither starts, stops nor fails over
+# by itself, and its leader keeps the leader key while PostgreSQL restarts. Patroni 3.0 rewrites
+# postgresql.conf only when it starts PostgreSQL or its own configuration changes, and removes
+# nothing from postgresql.auto.conf but recovery settings. Not a Patroni member: nothing to do.
+pg_pause() {
+  local out
+  [ -n "$PG_SCOPE" ] || return 0
+  # Already paused: a run cut short before it could resume; this one resumes it at the end.
+  out=$(patronictl_pg pause "$PG_SCOPE" --wait) || grep -q 'already paused' <<<"$out" ||
+    die "patronictl pause failed on $PG_HOST: $out"
+  PG_PAUSED=1
+  log "pgbench: Patroni's cluster $PG_SCOPE paused (maintenance mode) for the step"
+}
+
+pg_resume() {
+  local out
+  out=$(patronictl_pg resume "$PG_SCOPE" --wait) || die "patronictl resume failed on $PG_HOST: $out"
+  PG_PAUSED=""
+  log "pgbench: Patroni's cluster $PG_SCOPE resumed"
+}
+
+# A restart of PostgreSQL alone. On a Patroni member through Patroni's REST API (patronictl restart;
+# pause allows an immediate restart): the postmaster stays Patroni's child, the leader key stays.
+pg_restart() {
+  local out
+  if [ -n "$PG_SCOPE" ]; then
+    out=$(patronictl_pg restart "$PG_SCOPE" "$PG_HOST" --force) && grep -q 'Success: restart on member' <<<"$out" ||
+      die "patronictl restart of $PG_HOST failed: $out"
   else
-    docker exec "$PG_C" rm -f "$PG_VARIANT"
+    docker exec "$PG_C" systemctl restart "$PG_SERVICE"
   fi
-  docker exec "$PG_C" systemctl restart "$PG_SERVICE"
   pg_wait
 }
 
+# The "default" and "pgtune" configurations, as lines for postgresql.auto.conf, from the server as
+# converged: every setting of ours (its value from conf.d/10-onprem-datastores.conf or from Patroni's
+# postgresql.conf: PGTune's and the replication plan's) back to PostgreSQL's built-in value
+# (pg_settings.boot_val, which counts in pg_settings.unit: 1024 for shared_buffers is 1024 x 8kB),
+# or to the value Debian's initdb and pg_createcluster write into postgresql.conf where they write one
+# (shared_buffers 128MB, as before Patroni). Kept as ours in all three, named in the default row:
+# - TLS (ssl*): the standby's replication connection needs it (pgbench uses the Unix socket);
+# - what Patroni sets for the cluster to work (hba_file, ident_file, synchronous_standby_names, the
+#   recovery settings);
+# - the settings Patroni passes on the command line from etcd (max_connections, max_worker_processes,
+#   max_wal_senders, ...): no file overrides them, and raising one on the primary alone (Debian's
+#   max_worker_processes 8 over PGTune's 2) would stop the standby's replay, which needs values at
+#   least the primary's;
+# - extension settings (pg_stat_statements.*): inert once shared_preload_libraries is back to ''.
+# PGTune's configuration is the default one with the pg_tune filter's output on top (its
+# command-line settings aside: they are the ones in force already). Writes $WORK/pg-default.conf and
+# $WORK/pg-pgtune.conf; sets PG_DEFAULT_NOTE.
+pg_variant_confs() {
+  pg psql -XAtq -F $'\t' -d postgres -c "SELECT name, coalesce(unit, ''), boot_val, setting, source
+      FROM pg_settings WHERE sourcefile IN ('$PG_SETTINGS', '$PG_CONF_DIR/postgresql.conf') OR source = 'command line'
+      ORDER BY name" >"$WORK/pg-settings.tsv"
+  python3 - "$WORK/pg-settings.tsv" "$WORK/pgtune.conf" "$WORK/pg-default.conf" "$WORK/pg-pgtune.conf" \
+    >"$WORK/pg-default.note" <<'EOF' || die "cannot write the default and PGTune configurations from $WORK/pg-settings.tsv"
+import re, sys
+settings, pgtune, default_out, pgtune_out = sys.argv[1:]
+debian = {"shared_buffers": "128MB", "max_wal_size": "1GB", "min_wal_size": "80MB",
+          "log_line_prefix": "%m [%p] %q%u@%d ", "dynamic_shared_memory_type": "posix"}
+patroni = {"hba_file", "ident_file", "synchronous_standby_names", "primary_conninfo", "primary_slot_name",
+           "restore_command", "recovery_target_timeline", "recovery_min_apply_delay", "archive_cleanup_command",
+           "recovery_end_command", "promote_trigger_file"}
+own = {"listen_addresses", "port", "cluster_name", "hot_standby"}  # Patroni's own (on the command line too)
+
+
+def quote(value):
+    return "'" + value.replace("'", "''") + "'"
+
+
+def with_unit(boot, unit):
+    """boot_val in the unit pg_settings names ("8kB": 1024 -> 8192kB); a bare number counts in it too."""
+    m = re.fullmatch(r"(\d*)(\D+)", unit)
+    if not m or not re.fullmatch(r"\d+", boot):
+        return boot  # no unit, or a sentinel such as -1
+    return str(int(boot) * int(m.group(1) or 1)) + m.group(2)
+
+
+lines, cmdline, tls = [], {}, 0
+for row in open(settings, encoding="utf-8"):
+    name, unit, boot, setting, source = row.rstrip("\n").split("\t")
+    if source == "command line":
+        if name not in own:
+            cmdline[name] = with_unit(setting, unit) + ("" if setting == boot else " (default %s)" % with_unit(boot, unit))
+    elif name.startswith("ssl"):
+        tls += 1
+    elif name not in patroni and "." not in name:
+        lines.append("%s = %s" % (name, quote(debian.get(name, with_unit(boot, unit)))))
+head = "# scripts/bench.sh: our settings back to PostgreSQL's defaults (Debian's postgresql.conf values where it sets one)\n"
+with open(default_out, "w", encoding="utf-8") as out:
+    out.write(head + "\n".join(lines) + "\n")
+tune = [line for line in open(pgtune, encoding="utf-8")
+        if not line.startswith("#") and line.split("=")[0].strip() not in cmdline]
+with open(pgtune_out, "w", encoding="utf-8") as out:
+    out.write(head + "\n".join(lines) + "\n# PGTune's output on top\n" + "".join(tune))
+print("%d settings of ours at their defaults; kept as ours: TLS (%d ssl settings; the standby's replication connection) "
+      "and the command-line settings from etcd, which no file overrides and the standby must match: %s"
+      % (len(lines), tls, ", ".join("%s %s" % kv for kv in sorted(cmdline.items()))))
+EOF
+  PG_DEFAULT_NOTE=$(cat "$WORK/pg-default.note")
+}
+
+# pg_use ours|default|pgtune[+name=value...]: that configuration after the converged content of
+# postgresql.auto.conf (the file read last), then a restart. ours: the file as converged. A
+# variant's settings come last.
+pg_use() {
+  local base=${1%%+*} extra="" err
+  [ "$base" = "$1" ] || extra=${1#*+}
+  {
+    case $base in
+      default) cat "$WORK/pg-default.conf" ;;
+      pgtune) cat "$WORK/pg-pgtune.conf" ;;
+    esac
+    if [ -n "$extra" ]; then
+      echo "# scripts/bench.sh variant $1"
+      echo "$extra" | tr '+' '\n' | sed 's/=/ = /'
+    fi
+  } | docker exec -i "$PG_C" sh -c "cat '$PG_SAVED' - >'$PG_AUTO'"  # an existing file: owner and mode stay
+  # A value PostgreSQL refuses, before the restart (a changed setting only a restart applies shows
+  # as "setting could not be applied": expected).
+  err=$(psql_pg "SELECT string_agg(coalesce(f.name, '?') || ': ' || f.error, '; ')
+                   FROM pg_file_settings f LEFT JOIN pg_settings s USING (name)
+                  WHERE f.sourcefile = '$PG_AUTO' AND f.error IS NOT NULL
+                    AND NOT (f.error = 'setting could not be applied' AND s.context = 'postmaster')")
+  [ -z "$err" ] || die "configuration $1: PostgreSQL refuses $PG_AUTO: $err"
+  pg_restart
+}
+
+# Back to postgresql.auto.conf as converged (a restart only if the bench changed it), then Patroni
+# resumed: the cluster as the step found it.
 pg_restore_ours() {
-  # Back to the converged file (same content, owner and mode) if the bench moved it.
   if docker exec "$PG_C" test -f "$PG_SAVED" 2>/dev/null; then
-    if ! docker exec "$PG_C" cmp -s "$PG_SAVED" "$PG_SETTINGS" || docker exec "$PG_C" test -e "$PG_VARIANT"; then
+    if ! docker exec "$PG_C" cmp -s "$PG_SAVED" "$PG_AUTO"; then
       log "restoring our PostgreSQL settings"
       pg_use ours
     fi
   fi
+  if [ -n "${PG_PAUSED:-}" ]; then pg_resume; fi
 }
 
 declare -A PG_MED=() PG_RANGE=()
@@ -433,10 +573,15 @@ step_pgbench() {
   local start size r v tps note
   declare -A TPS=() SB=()
   pg_paths
+  pg_check_primary
+  # A configuration an interrupted run left behind would be saved as ours.
+  ! docker exec "$PG_C" grep -q '^# scripts/bench.sh' "$PG_AUTO" ||
+    die "$PG_AUTO in $PG_C holds a configuration of an interrupted bench run: remove the lines from '# scripts/bench.sh' on and restart PostgreSQL (patronictl -c $PG_PATRONI_CONF restart)"
   pg_check_memory
   pgtune_conf >"$WORK/pgtune.conf"
+  pg_variant_confs
   docker exec "$PG_C" install -d -m 0700 "$SCRATCH"
-  docker exec "$PG_C" cp -p "$PG_SETTINGS" "$PG_SAVED"
+  docker exec "$PG_C" cp -p "$PG_AUTO" "$PG_SAVED"
   # ~15 MB a scale unit; pgbench -i runs at roughly 50 MB/s on the bench's disk (an estimate from
   # the 605 MB loads of the scale-40 runs, 9-12 s without a limit): about a minute at scale 200,
   # maybe more under the limit, where written pages cannot wait in a 24 GB page cache.
@@ -456,6 +601,7 @@ step_pgbench() {
   else
     row "pgbench data set" "${size} MB" "> $PG_PLAN_MB MB (plan)" "$note; no container limit: the machine's page cache holds it"
   fi
+  pg_pause
   for r in $(seq 1 "$PG_RUNS"); do
     for v in ours default pgtune $PG_VARIANTS; do
       pg_use "$v"
@@ -466,17 +612,18 @@ step_pgbench() {
       log "pgbench run $r/$PG_RUNS $v (shared_buffers ${SB[$v]}): $tps tps"
     done
   done
-  pg_use ours
+  # Our settings back and Patroni resumed before the next step (pgfailover needs Patroni's failover).
+  pg_restore_ours
   for v in ours default pgtune $PG_VARIANTS; do
     PG_MED[$v]=$(echo "${TPS[$v]}" | median)
     PG_RANGE[$v]=$(echo "${TPS[$v]}" | tr ' ' '\n' | grep . | sort -g | awk 'NR == 1 { a = $1 } { b = $1 } END { printf "%.0f-%.0f", a, b }')
   done
   row "pgbench TPS, our tuning" "$(calc %.0f "${PG_MED[ours]}")" "" \
-    "median of $PG_RUNS (${PG_RANGE[ours]}); conf.d as converged; shared_buffers ${SB[ours]}"
+    "median of $PG_RUNS (${PG_RANGE[ours]}); as converged (conf.d, Patroni's parameters, etcd's); shared_buffers ${SB[ours]}"
   row "pgbench TPS, Debian default" "$(calc %.0f "${PG_MED[default]}")" "" \
-    "median of $PG_RUNS (${PG_RANGE[default]}); our conf.d file moved aside; shared_buffers ${SB[default]}"
+    "median of $PG_RUNS (${PG_RANGE[default]}); shared_buffers ${SB[default]}; $PG_DEFAULT_NOTE"
   row "pgbench TPS, PGTune" "$(calc %.0f "${PG_MED[pgtune]}")" "" \
-    "median of $PG_RUNS (${PG_RANGE[pgtune]}); pg_tune output alone; shared_buffers ${SB[pgtune]}"
+    "median of $PG_RUNS (${PG_RANGE[pgtune]}); pg_tune output over the default configuration; shared_buffers ${SB[pgtune]}"
   row "pgbench ratio ours / default" "$(calc %.2f "${PG_MED[ours]} / ${PG_MED[default]}")" ">= 1.2" ""
   row "pgbench ratio ours / PGTune" "$(calc %.2f "${PG_MED[ours]} / ${PG_MED[pgtune]}")" ">= 1.0" ""
   for v in $PG_VARIANTS; do
@@ -666,7 +813,8 @@ report() {
     if step pgbench; then
       echo "PostgreSQL memory plan for our tuning and for PGTune alike: ${PG_PLAN:-?}"
       echo "pgbench: TPC-B-like, scale $PG_SCALE, $PG_CLIENTS clients, 2 threads, ${PG_SECONDS} s runs after a ${PG_WARMUP} s warm-up," \
-        "$PG_RUNS runs per configuration interleaved, before each a restart, the warm-up, the archiver and standby caught up, a CHECKPOINT; WAL archiving on in all"
+        "$PG_RUNS runs per configuration interleaved, before each a restart${PG_SCOPE:+ (Patroni paused, restarts through its REST API)}, the warm-up, the archiver and standby caught up, a CHECKPOINT;" \
+        "each configuration in postgresql.auto.conf, read last; WAL archiving on in all"
     fi
     echo
     awk -F'|' 'BEGIN { h[1] = "metric"; h[2] = "value"; h[3] = "target"; h[4] = "note" }
