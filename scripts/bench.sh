@@ -8,6 +8,12 @@
 #      output alone (the onprem.datastores.pg_tune filter for the same memory plan); on a Patroni
 #      member with Patroni paused, each configuration in postgresql.auto.conf (read last) and
 #      PostgreSQL restarted through Patroni's REST API
+#   2b. pgfailover: PostgreSQL's failover and switchover as a client sees them (issue 20 item 9):
+#      writer.py (psycopg2, on the monitoring host) commits a row at a time through the read-write
+#      endpoints while the primary's container is killed (seconds until writes are accepted again,
+#      target <= 30 s, seed 003 60 s; acknowledged writes lost, target 0; seconds until the old
+#      primary streams again after docker start), then while playbooks/promote.yml hands the
+#      primary back to it (longest write pause, target <= 10 s)
 #   3. redis-benchmark SET/GET through TLS with the application's ACL user on a cluster primary vs a
 #      default redis-server (no TLS, no ACL) started for the bench on a spare port of the same host
 #   4. pgBackRest full backup and restore (into a scratch directory) vs a raw copy of the data
@@ -23,7 +29,8 @@
 # Environment (defaults in brackets):
 #   BENCH_KEEP=1             keep the bench containers afterwards [0]
 #   BENCH_FRESH=0            reuse kept bench containers: no fresh-converge figure [1]
-#   BENCH_STEPS              which parts to run ["converge pgbench redis backup recheck"]
+#   BENCH_STEPS              which parts to run ["converge pgbench pgfailover redis backup
+#                            recheck"]
 #   BENCH_PG_MEMORY          memory limit of the PostgreSQL primary's container in MB, or none
 #                            [the plan's VM: postgresql_memory_mb + memory_budget's OS reserve,
 #                            1536 for the sandbox's 1024]
@@ -46,7 +53,7 @@ cd "$(dirname "$0")/.."
 
 KEEP=${BENCH_KEEP:-0}
 FRESH=${BENCH_FRESH:-1}
-STEPS=" ${BENCH_STEPS:-converge pgbench redis backup recheck} "
+STEPS=" ${BENCH_STEPS:-converge pgbench pgfailover redis backup recheck} "
 PG_MEMORY=${BENCH_PG_MEMORY:-}         # empty: derived from the plan (pg_memory)
 PG_SCALE=${BENCH_PGBENCH_SCALE:-}      # empty: derived from the limit (pg_memory)
 PG_CLIENTS=${BENCH_PGBENCH_CLIENTS:-8}
@@ -721,6 +728,200 @@ step_redis() {
   done
 }
 
+# --- PostgreSQL failover and switchover as a client sees them ----------------------------------
+# The drill of scenario postgresql (test_50_failover_drill.py) on the bench's hosts: its client
+# (molecule/postgresql/tests/clients/writer.py, psycopg2) commits one row at a time as the
+# application's user through the read-write endpoints, HAProxy's port on every PostgreSQL server
+# (libpq's host list, target_session_attrs=read-write), from the first monitoring host (the
+# sandbox's mon1: on the bench network, which pg_hba and HAProxy admit; the controller has no
+# psycopg2). python3-psycopg2 is installed there for the step and purged after it. The password is
+# in a passfile (0600) in the client's scratch directory, named by the connection string.
+# (a) docker kill of the primary's container: seconds until the first write acknowledged after it,
+# acknowledged writes missing on the new primary (target 0), then docker start and the seconds
+# until it streams again; (b) promote.yml back to the original primary: the longest pause between
+# two acknowledged writes. The cluster ends as it began, led by the original primary.
+PGF_WRITER=molecule/postgresql/tests/clients/writer.py
+PGF_DIR=$SCRATCH/pgfailover  # on the client host
+
+# pgf_json KEY...: the value at that path of the JSON on stdin (a secret never on a command line).
+pgf_json() {
+  python3 -c 'import json, sys
+v = json.load(sys.stdin)
+for k in sys.argv[1:]:
+    v = v[k]
+print(v)' "$@"
+}
+pgf_ip() { docker inspect -f '{{ (index .NetworkSettings.Networks "onprem-bench").IPAddress }}' "$1"; }
+# pgf_sql CONTAINER SQL [DB]: one query as postgres (the SQL on stdin: the id lists are long).
+pgf_sql() { echo "$2" | docker exec -i -u postgres -e PGOPTIONS='-c synchronous_commit=local' "$1" psql -XAtq -d "${3:-postgres}" -f -; }
+
+# The member of group postgresql whose server is not in recovery, among the running containers.
+pgf_leader() {
+  local h
+  for h in $PGF_HOSTS; do
+    [ "$(pgf_sql "${HOST_C[$h]}" 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ] && { echo "$h"; return 0; }
+  done
+  return 1
+}
+
+# pgf_wait SECONDS COMMAND...: run COMMAND every second until it succeeds; false at the deadline.
+pgf_wait() {
+  local deadline=$(($(date +%s) + $1))
+  shift
+  until "$@"; do
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep 1
+  done
+}
+pgf_streaming() { [ "$(pgf_sql "$1" 'SELECT status FROM pg_stat_wal_receiver' 2>/dev/null)" = streaming ]; }
+# pgf_sync LEADER_C MEMBER: MEMBER is the leader's synchronous standby (promote.yml hands over only to it).
+pgf_sync() {
+  [ "$(pgf_sql "$1" "SELECT count(*) FROM pg_stat_replication WHERE application_name = '$2' AND sync_state = 'sync' AND state = 'streaming'" 2>/dev/null)" = 1 ]
+}
+
+# pgf_start NAME SECONDS: the writer in the background on the client, its PID in NAME.pid, its log
+# NAME.log; returns once it has a first acknowledged write.
+pgf_start() {
+  docker exec -d "$PGF_C" sh -c 'echo $$ >"$1/$2.pid"; exec python3 "$1/writer.py" "$3" "$1/$2.log" "$(cat "$1/conninfo")"' \
+    sh "$PGF_DIR" "$1" "$2"
+  pgf_wait 30 docker exec "$PGF_C" grep -q '^ok ' "$PGF_DIR/$1.log" ||
+    die "pgfailover: the writer had no write acknowledged within 30 s (log: $(docker exec "$PGF_C" tail -n 3 "$PGF_DIR/$1.log" 2>&1))"
+}
+# pgf_acked_since NAME TIME: the writer had a write acknowledged after TIME (Unix time).
+pgf_acked_since() {
+  docker exec "$PGF_C" awk -v t="$2" '$1 == "ok" && $3 > t { found = 1 } END { exit !found }' "$PGF_DIR/$1.log"
+}
+# pgf_stop NAME: stop the writer (by its PID) and copy its log to $WORK/pgfailover-NAME.log.
+pgf_stop() {
+  docker exec "$PGF_C" sh -c 'kill "$(cat "$1/$2.pid")" 2>/dev/null; rm -f "$1/$2.pid"' sh "$PGF_DIR" "$1"
+  docker exec "$PGF_C" cat "$PGF_DIR/$1.log" >"$WORK/pgfailover-$1.log"
+}
+# pgf_lost NAME CONTAINER: acknowledged writes of that log missing on the server of CONTAINER.
+pgf_lost() {
+  local ids acked found
+  ids=$(awk '$1 == "ok" { printf "%s%s", sep, $2; sep = "," }' "$WORK/pgfailover-$1.log")
+  acked=$(awk '$1 == "ok"' "$WORK/pgfailover-$1.log" | wc -l)
+  found=$(pgf_sql "$2" "SELECT count(*) FROM $PGF_TABLE WHERE id = ANY ('{$ids}'::int[])" "$PGF_DB") ||
+    die "pgfailover: cannot count the acknowledged writes in $PGF_TABLE on $2"
+  echo $((acked - found))
+}
+
+# The client's set-up: psycopg2 (what apt adds is recorded), the writer, the CA, the passfile, the
+# connection string, and the table the writer fills.
+pgf_setup() {
+  local json user pass port ca hosts="" h client
+  # The password stays off command lines: the values are read from the JSON on stdin.
+  json=$(render "$PG_HOST" "{'app': pg_schema_users | selectattr('profile', 'eq', 'application') | first,
+    'client': (groups['monitoring'] | default([]) + [''])[0], 'members': groups['postgresql'] | join(' '),
+    'port': haproxy_postgresql_rw_port | default($(role_default haproxy haproxy_postgresql_rw_port)),
+    'timings': postgresql_ha_timings | default('$(role_default postgresql postgresql_ha_timings)')}")
+  PGF_HOSTS=$(pgf_json members <<<"$json")
+  PGF_TIMINGS=$(pgf_json timings <<<"$json")
+  port=$(pgf_json port <<<"$json")
+  user=$(pgf_json app name <<<"$json")
+  pass=$(pgf_json app password <<<"$json")
+  PGF_DB=$(pgf_json app database <<<"$json")
+  PGF_TABLE=$(python3 -c 'import json, sys; print((json.load(sys.stdin)["app"].get("schemas") or ["public"])[0])' <<<"$json").drill_writes
+  client=$(pgf_json client <<<"$json")
+  [ -n "$client" ] || die "pgfailover: the inventory has no host in group monitoring to run the client on"
+  for h in $PGF_HOSTS; do hosts+="${hosts:+,}$(pgf_ip "${HOST_C[$h]}")"; done
+  PGF_CLIENT=$client
+  PGF_C=${HOST_C[$client]}
+  log "pgfailover: writer.py on $PGF_CLIENT as $user through the read-write endpoints $hosts (port $port)"
+  docker exec "$PGF_C" install -d -m 0700 "$PGF_DIR"
+  docker exec "$PGF_C" sh -c "dpkg-query -W -f '\${Package}\n' | LC_ALL=C sort" >"$WORK/pgfailover-packages.before"
+  docker exec -e DEBIAN_FRONTEND=noninteractive "$PGF_C" sh -c \
+    'apt-get install -y -q --no-install-recommends python3-psycopg2 || { apt-get update -q && apt-get install -y -q --no-install-recommends python3-psycopg2; }' \
+    >"$WORK/pgfailover-apt.log" 2>&1 || die "pgfailover: cannot install python3-psycopg2 on $PGF_CLIENT (log: $WORK/pgfailover-apt.log)"
+  PGF_ADDED=$(docker exec "$PGF_C" sh -c "dpkg-query -W -f '\${Package}\n' | LC_ALL=C sort" | LC_ALL=C comm -13 "$WORK/pgfailover-packages.before" - | xargs)
+  docker exec -i "$PGF_C" sh -c "cat >'$PGF_DIR/writer.py'" <"$PGF_WRITER"
+  ca=$(psql_pg 'SHOW ssl_ca_file')
+  docker exec "$PG_C" cat "$ca" | docker exec -i "$PGF_C" sh -c "cat >'$PGF_DIR/ca.crt'"
+  # The password on stdin only (printf is a builtin: no command line shows it); : and \ escaped.
+  pass=${pass//\\/\\\\}
+  printf '*:%s:%s:%s:%s\n' "$port" "$PGF_DB" "$user" "${pass//:/\\:}" |
+    docker exec -i "$PGF_C" sh -c "umask 077 && cat >'$PGF_DIR/pgpass'"
+  # verify-ca: the endpoints' addresses are not the names in the servers' certificates.
+  printf '%s' "host=$hosts port=$port dbname=$PGF_DB user=$user passfile=$PGF_DIR/pgpass sslmode=verify-ca sslrootcert=$PGF_DIR/ca.crt connect_timeout=2 target_session_attrs=read-write options=-csearch_path=${PGF_TABLE%.*}" |
+    docker exec -i "$PGF_C" sh -c "cat >'$PGF_DIR/conninfo'"
+  pgf_sql "$PG_C" "DROP TABLE IF EXISTS $PGF_TABLE; CREATE TABLE $PGF_TABLE (id int PRIMARY KEY, at timestamptz DEFAULT now());
+    GRANT SELECT, INSERT ON $PGF_TABLE TO $user" "$PGF_DB" >/dev/null
+}
+
+# The step's traces removed: the table (on whichever server leads), the client's directory and
+# packages. Also run by cleanup.
+pgf_teardown() {
+  local leader
+  if [ -n "${PGF_KILLED:-}" ]; then docker start "$PG_C" >/dev/null; PGF_KILLED=""; fi
+  if leader=$(pgf_leader); then pgf_sql "${HOST_C[$leader]}" "DROP TABLE IF EXISTS $PGF_TABLE" "$PGF_DB" >/dev/null; fi
+  docker exec "$PGF_C" sh -c 'for f in "$1"/*.pid; do [ -e "$f" ] && kill "$(cat "$f")" 2>/dev/null; done; rm -rf "$1"' sh "$PGF_DIR"
+  if [ -n "${PGF_ADDED:-}" ]; then
+    # shellcheck disable=SC2086  # the package names are words
+    docker exec -e DEBIAN_FRONTEND=noninteractive "$PGF_C" apt-get purge -y -q $PGF_ADDED >>"$WORK/pgfailover-apt.log" 2>&1 ||
+      log "pgfailover: could not purge $PGF_ADDED on $PGF_CLIENT (log: $WORK/pgfailover-apt.log)"
+    PGF_ADDED=""
+  fi
+  PGF_C=""
+}
+
+step_pgfailover() {
+  local killed_at started_at streamed_s new switch_at done_at out lost errors acked first kill_s pause_s promote_s
+  [ -n "${PG_BIN:-}" ] || pg_paths
+  [ -n "$PG_SCOPE" ] || die "pgfailover: $PG_HOST is not a Patroni member (a cluster of two or more servers is needed)"
+  pg_check_primary
+  pgf_setup
+  # (a) the primary's container killed while the client writes.
+  pgf_start kill 150
+  sleep 5
+  log "pgfailover: docker kill $PG_C ($PG_HOST, the primary)"
+  docker kill "$PG_C" >/dev/null
+  PGF_KILLED=1
+  killed_at=$(now)  # after docker kill returned: a write acknowledged later went to another server
+  # Up to 140 s: Patroni's ttl, an election, HAProxy's checks and the client's retries, with room.
+  if pgf_wait 140 pgf_acked_since kill "$killed_at"; then sleep 5; fi
+  pgf_stop kill
+  new=$(pgf_wait 30 pgf_leader >/dev/null && pgf_leader) || die "pgfailover: no member leads after the kill (journalctl -u $PG_SERVICE on the others)"
+  lost=$(pgf_lost kill "${HOST_C[$new]}")
+  read -r acked errors first < <(awk -v t="$killed_at" '$1 == "ok" { n++; if ($3 > t && !f) f = $3 } $1 == "err" { e++ }
+    END { printf "%d %d %s\n", n, e, (f ? f - t : "none") }' "$WORK/pgfailover-kill.log")
+  kill_s=$([ "$first" = none ] && echo "> 140 s" || calc "%.1f s" "$first")
+  log "pgfailover: $new leads; first write acknowledged $kill_s after the kill; $lost of $acked acknowledged writes missing"
+  row "PostgreSQL failover, writes accepted again" "$kill_s" "<= 30 s (seed 003: 60 s)" \
+    "seen by writer.py (psycopg2) on $PGF_CLIENT committing a row at a time through the read-write endpoints, from docker kill of $PG_HOST's container; new primary $new; $acked acknowledged writes, $errors failed attempts; postgresql_ha_timings $PGF_TIMINGS"
+  row "PostgreSQL failover, acknowledged writes lost" "$lost" "0" "counted on the new primary $new (synchronous_mode)"
+  started_at=$(now)
+  docker start "$PG_C" >/dev/null
+  PGF_KILLED=""
+  pgf_wait 300 pgf_streaming "$PG_C" || die "pgfailover: $PG_HOST did not stream again within 300 s of docker start (journalctl -u $PG_SERVICE in $PG_C)"
+  streamed_s=$(since "$started_at")
+  row "PostgreSQL old primary streaming again" "$streamed_s s" "" "from docker start of $PG_HOST's container; Patroni rejoins it (pg_rewind when needed), nobody runs anything"
+  # (b) back to the original primary with promote.yml, while the client writes.
+  pgf_wait 120 pgf_sync "${HOST_C[$new]}" "$PG_HOST" || die "pgfailover: $PG_HOST did not become $new's synchronous standby within 120 s"
+  pgf_start switch 150
+  sleep 3
+  log "pgfailover: playbooks/promote.yml -e promote_target=$PG_HOST (log: $WORK/pgfailover-promote.log)"
+  vault_env
+  switch_at=$(now)
+  ansible-playbook -i "$INV/hosts.yml" playbooks/promote.yml -e "promote_target=$PG_HOST" >"$WORK/pgfailover-promote.log" 2>&1 ||
+    { tail -n 30 "$WORK/pgfailover-promote.log" >&2; die "pgfailover: promote.yml failed (log: $WORK/pgfailover-promote.log)"; }
+  done_at=$(now)
+  promote_s=$(since "$switch_at")
+  pgf_wait 60 pgf_acked_since switch "$done_at" || true
+  sleep 3
+  pgf_stop switch
+  [ "$(pgf_leader)" = "$PG_HOST" ] || die "pgfailover: $PG_HOST does not lead after promote.yml"
+  lost=$(pgf_lost switch "$PG_C")
+  read -r acked pause_s < <(awk -v a="$switch_at" '$1 == "ok" { n++; if (p && $3 >= a && $3 - p > g) g = $3 - p; p = $3 }
+    END { printf "%d %.1f\n", n, g }' "$WORK/pgfailover-switch.log")
+  out=$(pgf_acked_since switch "$done_at" && echo "" || echo "; no write acknowledged after the playbook ended")
+  log "pgfailover: switchover back to $PG_HOST: longest write pause $pause_s s"
+  row "PostgreSQL switchover, longest write pause" "$pause_s s" "<= 10 s" \
+    "playbooks/promote.yml -e promote_target=$PG_HOST (back to the original primary) in $promote_s s, seen by the same client; $acked acknowledged writes, $lost missing on $PG_HOST$out"
+  # The former leader streams from the original primary again before the next step.
+  pgf_wait 120 pgf_sync "$PG_C" "$new" || log "pgfailover: warning: $new is not $PG_HOST's synchronous standby after 120 s"
+  pgf_teardown
+}
+
 # --- Backup and restore throughput --------------------------------------------------------------
 # Each figure divides the same size (the data directory as pgBackRest counts it) by the time.
 # With pgbackrest_repo_host (the sandbox: mon1) the backup runs on the repository host and pulls
@@ -780,6 +981,9 @@ step_backup() {
 cleanup() {
   local rc=$?
   set +e
+  # A failover drill cut short: the killed primary started again, the client's writer, files and
+  # packages and the drill's table removed.
+  if [ -n "${PGF_C:-}" ]; then pgf_teardown; fi
   if [ -n "${PG_C:-}" ] && [ -n "${PG_SAVED:-}" ] && docker container inspect "$PG_C" >/dev/null 2>&1; then
     pg_restore_ours
     psql_pg 'DROP DATABASE IF EXISTS bench WITH (FORCE)' >/dev/null 2>&1
@@ -865,6 +1069,7 @@ main() {
   trap 'log "ERROR: line $LINENO: \"$BASH_COMMAND\" failed"' ERR
   if step converge; then step_converge; fi
   if step pgbench; then step_pgbench; fi
+  if step pgfailover; then step_pgfailover; fi
   if step redis; then step_redis; fi
   if step backup; then step_backup; fi
   if [ -n "${PG_SAVED:-}" ]; then pg_restore_ours; fi
