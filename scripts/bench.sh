@@ -639,95 +639,6 @@ step_pgbench() {
   done
 }
 
-# --- redis-benchmark: a TLS cluster primary with the ACL user vs a default redis-server ---------
-REDIS_SPARE_PORT=6399
-REDIS_VALUE=$(head -c 256 /dev/zero | tr '\0' v)
-
-rx() { docker exec "$REDIS_C" "$@"; }
-
-redis_stop_default() {
-  rx sh -c "redis-cli -p $REDIS_SPARE_PORT shutdown nosave >/dev/null 2>&1; rm -rf $SCRATCH" || true
-}
-
-# redis_rps SET|GET CONNECTION-OPTIONS...: one redis-benchmark run of that command on keys
-# ai:{tag}:<random> (the application user's key pattern; the tag pins them to one primary's slots).
-redis_rps() {
-  local cmd=$1 key="ai:{$REDIS_TAG}:__rand_int__"
-  shift
-  if [ "$cmd" = SET ]; then set -- "$@" SET "$key" "$REDIS_VALUE"; else set -- "$@" GET "$key"; fi
-  rx redis-benchmark -c "$REDIS_CLIENTS" -n "$REDIS_REQUESTS" -r 100000 --csv "$@" 2>&1 |
-    awk -F'","' 'NR > 1 && $2 ~ /^[0-9.]+$/ { print $2; found = 1 } END { if (!found) exit 1 }'
-}
-
-# The first hash tag b<N> whose slot (CRC16/XMODEM mod 16384) is in the given slot ranges.
-redis_tag_for() {
-  python3 - "$@" <<'EOF'
-import sys
-ranges = [tuple(int(x) for x in (r.split("-") * 2)[:2]) for r in sys.argv[1:] if not r.startswith("[")]
-def slot(key: bytes) -> int:
-    crc = 0
-    for b in key:
-        crc ^= b << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
-    return crc % 16384
-print(next(f"b{i}" for i in range(100000) if any(lo <= slot(f"b{i}".encode()) <= hi for lo, hi in ranges)))
-EOF
-}
-
-step_redis() {
-  local json user pass base tls_dir ip node port r v cmd out
-  local -a tls ours plain
-  declare -A RPS=()
-  json=$(render "$REDIS_HOST" "{'user': redis_users[0].name, 'password': redis_users[0].password,
-    'admin': redis_admin_user | default('$(role_default redis redis_admin_user)'), 'admin_password': redis_admin_password,
-    'port': redis_base_port | default($(role_default redis redis_base_port)),
-    'tls_dir': redis_tls_dir | default('$(role_default redis redis_tls_dir)')}")
-  user=$(json_get "$json" user)
-  pass=$(json_get "$json" password)
-  base=$(json_get "$json" port)
-  tls_dir=$(json_get "$json" tls_dir)
-  tls=(--tls --cacert "$tls_dir/ca.crt" -h 127.0.0.1)
-  # A primary on this host, and its slots, from CLUSTER NODES (as the administrator).
-  ip=$(docker inspect -f '{{ (index .NetworkSettings.Networks "onprem-bench").IPAddress }}' "$REDIS_C")
-  node=$(rx redis-cli "${tls[@]}" -p "$base" --user "$(json_get "$json" admin)" -a "$(json_get "$json" admin_password)" \
-           --no-auth-warning cluster nodes | awk -v ip="$ip" '$3 ~ /master/ && index($2, ip ":") == 1 { print; exit }')
-  [ -n "$node" ] || die "no cluster primary found on $REDIS_HOST ($ip)"
-  port=$(echo "$node" | awk '{ split($2, a, "[:@]"); print a[2] }')
-  # shellcheck disable=SC2046  # the slot ranges are words
-  REDIS_TAG=$(redis_tag_for $(echo "$node" | cut -d' ' -f9-))
-  ours=("${tls[@]}" -p "$port" --user "$user" -a "$pass")
-  plain=(-h 127.0.0.1 -p "$REDIS_SPARE_PORT")
-  log "redis: primary $REDIS_HOST:$port (TLS, ACL user $user, keys ai:{$REDIS_TAG}:*) vs redis-server on port $REDIS_SPARE_PORT"
-  rx install -d -o redis -g redis "$SCRATCH/redis"
-  docker exec -u redis "$REDIS_C" redis-server --port "$REDIS_SPARE_PORT" --bind 127.0.0.1 --daemonize yes \
-    --dir "$SCRATCH/redis" --logfile "$SCRATCH/redis/redis.log" --pidfile "$SCRATCH/redis/redis.pid" >/dev/null
-  for _ in $(seq 1 50); do rx redis-cli "${plain[@]}" ping >/dev/null 2>&1 && break; sleep 0.2; done
-  for r in $(seq 1 "$REDIS_RUNS"); do
-    for cmd in SET GET; do
-      for v in ours plain; do
-        if [ "$v" = ours ]; then out=$(redis_rps "$cmd" "${ours[@]}") || die "redis-benchmark $cmd failed on the cluster primary"
-        else out=$(redis_rps "$cmd" "${plain[@]}") || die "redis-benchmark $cmd failed on the default redis-server"; fi
-        RPS[$v$cmd]="${RPS[$v$cmd]:-} $out"
-        log "redis run $r/$REDIS_RUNS $cmd $v: $out ops/s"
-      done
-    done
-  done
-  redis_stop_default
-  # Remove the bench's keys from the cluster.
-  rx sh -c 'redis-cli "$@" --no-auth-warning --scan --pattern "ai:{'"$REDIS_TAG"'}:*" | xargs -r -n 500 redis-cli "$@" --no-auth-warning unlink >/dev/null' \
-    sh "${ours[@]}"
-  for cmd in SET GET; do
-    local a b
-    a=$(echo "${RPS[ours$cmd]}" | median)
-    b=$(echo "${RPS[plain$cmd]}" | median)
-    row "redis $cmd ops/s, cluster primary (TLS, ACL)" "$(calc %.0f "$a")" "" \
-      "median of $REDIS_RUNS; $REDIS_CLIENTS clients, $REDIS_REQUESTS requests, ${#REDIS_VALUE}-byte values"
-    row "redis $cmd ops/s, default redis-server" "$(calc %.0f "$b")" "" "same host, no TLS, no ACL, Debian's defaults"
-    row "redis $cmd ratio cluster / default" "$(calc %.2f "$a / $b")" "" "the cost of TLS, ACL, replication and AKE notifications"
-  done
-}
-
 # --- PostgreSQL failover and switchover as a client sees them ----------------------------------
 # The drill of scenario postgresql (test_50_failover_drill.py) on the bench's hosts: its client
 # (molecule/postgresql/tests/clients/writer.py, psycopg2) commits one row at a time as the
@@ -920,6 +831,95 @@ step_pgfailover() {
   # The former leader streams from the original primary again before the next step.
   pgf_wait 120 pgf_sync "$PG_C" "$new" || log "pgfailover: warning: $new is not $PG_HOST's synchronous standby after 120 s"
   pgf_teardown
+}
+
+# --- redis-benchmark: a TLS cluster primary with the ACL user vs a default redis-server ---------
+REDIS_SPARE_PORT=6399
+REDIS_VALUE=$(head -c 256 /dev/zero | tr '\0' v)
+
+rx() { docker exec "$REDIS_C" "$@"; }
+
+redis_stop_default() {
+  rx sh -c "redis-cli -p $REDIS_SPARE_PORT shutdown nosave >/dev/null 2>&1; rm -rf $SCRATCH" || true
+}
+
+# redis_rps SET|GET CONNECTION-OPTIONS...: one redis-benchmark run of that command on keys
+# ai:{tag}:<random> (the application user's key pattern; the tag pins them to one primary's slots).
+redis_rps() {
+  local cmd=$1 key="ai:{$REDIS_TAG}:__rand_int__"
+  shift
+  if [ "$cmd" = SET ]; then set -- "$@" SET "$key" "$REDIS_VALUE"; else set -- "$@" GET "$key"; fi
+  rx redis-benchmark -c "$REDIS_CLIENTS" -n "$REDIS_REQUESTS" -r 100000 --csv "$@" 2>&1 |
+    awk -F'","' 'NR > 1 && $2 ~ /^[0-9.]+$/ { print $2; found = 1 } END { if (!found) exit 1 }'
+}
+
+# The first hash tag b<N> whose slot (CRC16/XMODEM mod 16384) is in the given slot ranges.
+redis_tag_for() {
+  python3 - "$@" <<'EOF'
+import sys
+ranges = [tuple(int(x) for x in (r.split("-") * 2)[:2]) for r in sys.argv[1:] if not r.startswith("[")]
+def slot(key: bytes) -> int:
+    crc = 0
+    for b in key:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc % 16384
+print(next(f"b{i}" for i in range(100000) if any(lo <= slot(f"b{i}".encode()) <= hi for lo, hi in ranges)))
+EOF
+}
+
+step_redis() {
+  local json user pass base tls_dir ip node port r v cmd out
+  local -a tls ours plain
+  declare -A RPS=()
+  json=$(render "$REDIS_HOST" "{'user': redis_users[0].name, 'password': redis_users[0].password,
+    'admin': redis_admin_user | default('$(role_default redis redis_admin_user)'), 'admin_password': redis_admin_password,
+    'port': redis_base_port | default($(role_default redis redis_base_port)),
+    'tls_dir': redis_tls_dir | default('$(role_default redis redis_tls_dir)')}")
+  user=$(json_get "$json" user)
+  pass=$(json_get "$json" password)
+  base=$(json_get "$json" port)
+  tls_dir=$(json_get "$json" tls_dir)
+  tls=(--tls --cacert "$tls_dir/ca.crt" -h 127.0.0.1)
+  # A primary on this host, and its slots, from CLUSTER NODES (as the administrator).
+  ip=$(docker inspect -f '{{ (index .NetworkSettings.Networks "onprem-bench").IPAddress }}' "$REDIS_C")
+  node=$(rx redis-cli "${tls[@]}" -p "$base" --user "$(json_get "$json" admin)" -a "$(json_get "$json" admin_password)" \
+           --no-auth-warning cluster nodes | awk -v ip="$ip" '$3 ~ /master/ && index($2, ip ":") == 1 { print; exit }')
+  [ -n "$node" ] || die "no cluster primary found on $REDIS_HOST ($ip)"
+  port=$(echo "$node" | awk '{ split($2, a, "[:@]"); print a[2] }')
+  # shellcheck disable=SC2046  # the slot ranges are words
+  REDIS_TAG=$(redis_tag_for $(echo "$node" | cut -d' ' -f9-))
+  ours=("${tls[@]}" -p "$port" --user "$user" -a "$pass")
+  plain=(-h 127.0.0.1 -p "$REDIS_SPARE_PORT")
+  log "redis: primary $REDIS_HOST:$port (TLS, ACL user $user, keys ai:{$REDIS_TAG}:*) vs redis-server on port $REDIS_SPARE_PORT"
+  rx install -d -o redis -g redis "$SCRATCH/redis"
+  docker exec -u redis "$REDIS_C" redis-server --port "$REDIS_SPARE_PORT" --bind 127.0.0.1 --daemonize yes \
+    --dir "$SCRATCH/redis" --logfile "$SCRATCH/redis/redis.log" --pidfile "$SCRATCH/redis/redis.pid" >/dev/null
+  for _ in $(seq 1 50); do rx redis-cli "${plain[@]}" ping >/dev/null 2>&1 && break; sleep 0.2; done
+  for r in $(seq 1 "$REDIS_RUNS"); do
+    for cmd in SET GET; do
+      for v in ours plain; do
+        if [ "$v" = ours ]; then out=$(redis_rps "$cmd" "${ours[@]}") || die "redis-benchmark $cmd failed on the cluster primary"
+        else out=$(redis_rps "$cmd" "${plain[@]}") || die "redis-benchmark $cmd failed on the default redis-server"; fi
+        RPS[$v$cmd]="${RPS[$v$cmd]:-} $out"
+        log "redis run $r/$REDIS_RUNS $cmd $v: $out ops/s"
+      done
+    done
+  done
+  redis_stop_default
+  # Remove the bench's keys from the cluster.
+  rx sh -c 'redis-cli "$@" --no-auth-warning --scan --pattern "ai:{'"$REDIS_TAG"'}:*" | xargs -r -n 500 redis-cli "$@" --no-auth-warning unlink >/dev/null' \
+    sh "${ours[@]}"
+  for cmd in SET GET; do
+    local a b
+    a=$(echo "${RPS[ours$cmd]}" | median)
+    b=$(echo "${RPS[plain$cmd]}" | median)
+    row "redis $cmd ops/s, cluster primary (TLS, ACL)" "$(calc %.0f "$a")" "" \
+      "median of $REDIS_RUNS; $REDIS_CLIENTS clients, $REDIS_REQUESTS requests, ${#REDIS_VALUE}-byte values"
+    row "redis $cmd ops/s, default redis-server" "$(calc %.0f "$b")" "" "same host, no TLS, no ACL, Debian's defaults"
+    row "redis $cmd ratio cluster / default" "$(calc %.2f "$a / $b")" "" "the cost of TLS, ACL, replication and AKE notifications"
+  done
 }
 
 # --- Backup and restore throughput --------------------------------------------------------------
