@@ -4,8 +4,16 @@
 # targets are printed next to them.
 #   1. playbooks/site.yml on fresh containers: time; then a no-op re-run: time and changed count;
 #      for each, the module runs on the hosts and on the controller (callback module_runs)
-#   2. pgbench TPS on the same container and data: our conf.d settings vs Debian's defaults vs
-#      PGTune's output alone (the onprem.datastores.pg_tune filter for the same memory plan)
+#   2. pgbench TPS on the same container and data: our settings vs Debian's defaults vs PGTune's
+#      output alone (the onprem.datastores.pg_tune filter for the same memory plan); on a Patroni
+#      member with Patroni paused, each configuration in postgresql.auto.conf (read last) and
+#      PostgreSQL restarted through Patroni's REST API
+#   2b. pgfailover: PostgreSQL's failover and switchover as a client sees them (issue 20 item 9):
+#      writer.py (psycopg2, on the monitoring host) commits a row at a time through the read-write
+#      endpoints while the primary's container is killed (seconds until writes are accepted again,
+#      target <= 30 s, seed 003 60 s; acknowledged writes lost, target 0; seconds until the old
+#      primary streams again after docker start), then while playbooks/promote.yml hands the
+#      primary back to it (longest write pause, target <= 10 s)
 #   3. redis-benchmark SET/GET through TLS with the application's ACL user on a cluster primary vs a
 #      default redis-server (no TLS, no ACL) started for the bench on a spare port of the same host
 #   4. pgBackRest full backup and restore (into a scratch directory) vs a raw copy of the data
@@ -21,7 +29,8 @@
 # Environment (defaults in brackets):
 #   BENCH_KEEP=1             keep the bench containers afterwards [0]
 #   BENCH_FRESH=0            reuse kept bench containers: no fresh-converge figure [1]
-#   BENCH_STEPS              which parts to run ["converge pgbench redis backup recheck"]
+#   BENCH_STEPS              which parts to run ["converge pgbench pgfailover redis backup
+#                            recheck"]
 #   BENCH_PG_MEMORY          memory limit of the PostgreSQL primary's container in MB, or none
 #                            [the plan's VM: postgresql_memory_mb + memory_budget's OS reserve,
 #                            1536 for the sandbox's 1024]
@@ -34,7 +43,8 @@
 #   BENCH_PGBENCH_VARIANTS   extra configurations to measure beside the three, to find what a
 #                            setting costs: space-separated BASE+name=value[+name=value...], BASE
 #                            one of ours, default, pgtune; e.g. "ours+wal_compression=off
-#                            default+wal_compression=lz4" (values as in postgresql.conf) []
+#                            default+wal_compression=lz4" (values as in postgresql.conf; not
+#                            the settings Patroni passes on the command line, max_connections etc.) []
 #   BENCH_REDIS_REQUESTS     requests per redis-benchmark test [200000]
 #   BENCH_REDIS_CLIENTS      redis-benchmark clients [50]
 #   BENCH_REDIS_RUNS         runs per server and command (median kept) [3]
@@ -43,7 +53,7 @@ cd "$(dirname "$0")/.."
 
 KEEP=${BENCH_KEEP:-0}
 FRESH=${BENCH_FRESH:-1}
-STEPS=" ${BENCH_STEPS:-converge pgbench redis backup recheck} "
+STEPS=" ${BENCH_STEPS:-converge pgbench pgfailover redis backup recheck} "
 PG_MEMORY=${BENCH_PG_MEMORY:-}         # empty: derived from the plan (pg_memory)
 PG_SCALE=${BENCH_PGBENCH_SCALE:-}      # empty: derived from the limit (pg_memory)
 PG_CLIENTS=${BENCH_PGBENCH_CLIENTS:-8}
@@ -206,8 +216,9 @@ pg_check_memory() {
   # --memory-swap equal to the limit means no swap on top; without swap accounting in the kernel
   # docker drops it (MemorySwap -1) with a warning, and the container may swap where the machine can.
   swap=$(docker inspect -f '{{.HostConfig.MemorySwap}}' "$PG_C")
-  pid=$(docker exec "$PG_C" systemctl show -p MainPID --value "$PG_SERVICE")
-  [ "${pid:-0}" != 0 ] || die "no main PID for $PG_SERVICE in $PG_C"
+  # The postmaster's PID (under Patroni, the unit's main PID is Patroni's own; same cgroup).
+  pid=$(docker exec "$PG_C" head -n 1 "$PG_DATA/postmaster.pid")
+  [ -n "$pid" ] || die "no postmaster PID in $PG_DATA/postmaster.pid in $PG_C"
   kernel=$(docker exec -i "$PG_C" python3 - "$pid" <<'EOF'
 import os, sys
 limits, seen = [], False
@@ -234,7 +245,7 @@ for line in open(f"/proc/{sys.argv[1]}/cgroup"):
         d = os.path.dirname(d)
 print(min(limits) if limits else (0 if seen else "unknown"))
 EOF
-) || die "cannot read the memory cgroup of $PG_SERVICE in $PG_C"
+) || die "cannot read the memory cgroup of the postmaster ($PG_SERVICE) in $PG_C"
   if [ "$kernel" = unknown ]; then
     PG_MEM_CHECK="docker's HostConfig.Memory agrees; the postmaster's cgroup was not readable"
     log "warning: $PG_MEM_CHECK"
@@ -324,19 +335,41 @@ step_converge() {
 pg() { docker exec -u postgres -e PGOPTIONS='-c synchronous_commit=local' "$PG_C" "$@"; }
 psql_pg() { pg psql -XAtq -d "${2:-postgres}" -c "$1"; }
 
+# The server's paths, and what runs it. With two or more servers (the sandbox) it is a Patroni
+# member: patroni@<version>-<cluster> runs it, Debian's postgresql@ unit must never run beside it,
+# and a restart of the patroni unit on the leader would hand the leader key to the standby.
 pg_paths() {
   local version cluster
   version=$(render "$PG_HOST" "postgresql_version | default($(role_default postgresql postgresql_version))")
   cluster=$(render "$PG_HOST" "postgresql_cluster_name | default('$(role_default postgresql postgresql_cluster_name)')" | tr -d '"')
   PG_BIN=/usr/lib/postgresql/$version/bin
-  PG_SERVICE=postgresql@$version-$cluster
-  PG_SETTINGS=/etc/postgresql/$version/$cluster/conf.d/10-onprem-datastores.conf
-  PG_SAVED=$SCRATCH/10-onprem-datastores.conf.ours
-  PG_VARIANT=/etc/postgresql/$version/$cluster/conf.d/11-bench-variant.conf
   PG_VERSION=$version
+  PG_CONF_DIR=/etc/postgresql/$version/$cluster
+  PG_SETTINGS=$PG_CONF_DIR/conf.d/10-onprem-datastores.conf
+  PG_PATRONI_CONF=/etc/patroni/$version-$cluster.yml
+  if docker exec "$PG_C" test -f "$PG_PATRONI_CONF"; then
+    PG_SERVICE=patroni@$version-$cluster
+    PG_SCOPE=$(docker exec "$PG_C" sed -n 's/^scope: *//p' "$PG_PATRONI_CONF" | python3 -c 'import json, sys; print(json.loads(sys.stdin.read()))')
+  else
+    PG_SERVICE=postgresql@$version-$cluster
+    PG_SCOPE=""
+  fi
+  PG_DATA=$(psql_pg 'SHOW data_directory')
+  # The file PostgreSQL reads last, after Patroni's postgresql.conf (which includes conf.d first and
+  # then sets Patroni's parameters, so nothing in conf.d overrides them): the bench's configurations
+  # go there, after its converged content (saved beside the scratch data).
+  PG_AUTO=$PG_DATA/postgresql.auto.conf
+  PG_SAVED=$SCRATCH/postgresql.auto.conf.ours
 }
 
-# PGTune's settings alone for the inventory's memory plan, as a conf.d file.
+# The bench measures on the inventory's primary: Patroni must have left the leader there.
+pg_check_primary() {
+  [ "$(psql_pg 'SELECT pg_is_in_recovery()')" = f ] ||
+    die "$PG_HOST is not the primary (Patroni's leader is another member); hand it back first:" \
+      "ANSIBLE_VAULT_PASSWORD_FILE=$INV/vault-password ansible-playbook -i $INV/hosts.yml playbooks/promote.yml -e promote_target=$PG_HOST"
+}
+
+# PGTune's settings alone for the inventory's memory plan, as postgresql.conf lines.
 pgtune_conf() {
   local expr plan
   for v in postgresql_memory_mb postgresql_cpus; do
@@ -367,38 +400,152 @@ pg_wait() {
     pg "$PG_BIN/pg_isready" -q && psql_pg 'SELECT 1' >/dev/null 2>&1 && return 0
     sleep 1
   done
-  die "PostgreSQL on $PG_HOST did not come back (see /var/log/postgresql in $PG_C)"
+  die "PostgreSQL on $PG_HOST did not come back (see journalctl -u $PG_SERVICE and the server's log in $PG_C)"
 }
 
-# pg_use ours|default|pgtune[+name=value...]: put that configuration in place and restart. A
-# variant's settings go in a conf.d file read after ours, removed for every other configuration.
-pg_use() {
-  local base=${1%%+*} extra=""
-  [ "$base" = "$1" ] || extra=${1#*+}
-  case $base in
-    ours) docker exec "$PG_C" cp -p "$PG_SAVED" "$PG_SETTINGS" ;;
-    default) docker exec "$PG_C" rm -f "$PG_SETTINGS" ;;
-    pgtune)
-      docker exec -i "$PG_C" sh -c "cat >'$PG_SETTINGS' && chown postgres:postgres '$PG_SETTINGS' && chmod 0644 '$PG_SETTINGS'" <"$WORK/pgtune.conf" ;;
-  esac
-  if [ -n "$extra" ]; then
-    echo "# scripts/bench.sh variant $1" | cat - <(echo "$extra" | tr '+' '\n' | sed 's/=/ = /') |
-      docker exec -i "$PG_C" sh -c "cat >'$PG_VARIANT' && chmod 0644 '$PG_VARIANT'"
+# patronictl in the member's container, with the member's configuration (etcd's client certificate,
+# the REST API's CA and its user for the POSTs).
+patronictl_pg() { docker exec "$PG_C" patronictl -c "$PG_PATRONI_CONF" "$@" 2>&1; }
+
+# Maintenance mode for the step (patronictl pause): Patroni then neither starts, stops nor fails over
+# by itself, and its leader keeps the leader key while PostgreSQL restarts. Patroni 3.0 rewrites
+# postgresql.conf only when it starts PostgreSQL or its own configuration changes, and removes
+# nothing from postgresql.auto.conf but recovery settings. Not a Patroni member: nothing to do.
+pg_pause() {
+  local out
+  [ -n "$PG_SCOPE" ] || return 0
+  # Already paused: a run cut short before it could resume; this one resumes it at the end.
+  out=$(patronictl_pg pause "$PG_SCOPE" --wait) || grep -q 'already paused' <<<"$out" ||
+    die "patronictl pause failed on $PG_HOST: $out"
+  PG_PAUSED=1
+  log "pgbench: Patroni's cluster $PG_SCOPE paused (maintenance mode) for the step"
+}
+
+pg_resume() {
+  local out
+  out=$(patronictl_pg resume "$PG_SCOPE" --wait) || die "patronictl resume failed on $PG_HOST: $out"
+  PG_PAUSED=""
+  log "pgbench: Patroni's cluster $PG_SCOPE resumed"
+}
+
+# A restart of PostgreSQL alone. On a Patroni member through Patroni's REST API (patronictl restart;
+# pause allows an immediate restart): the postmaster stays Patroni's child, the leader key stays.
+pg_restart() {
+  local out
+  if [ -n "$PG_SCOPE" ]; then
+    out=$(patronictl_pg restart "$PG_SCOPE" "$PG_HOST" --force) && grep -q 'Success: restart on member' <<<"$out" ||
+      die "patronictl restart of $PG_HOST failed: $out"
   else
-    docker exec "$PG_C" rm -f "$PG_VARIANT"
+    docker exec "$PG_C" systemctl restart "$PG_SERVICE"
   fi
-  docker exec "$PG_C" systemctl restart "$PG_SERVICE"
   pg_wait
 }
 
+# The "default" and "pgtune" configurations, as lines for postgresql.auto.conf, from the server as
+# converged: every setting of ours (its value from conf.d/10-onprem-datastores.conf or from Patroni's
+# postgresql.conf: PGTune's and the replication plan's) back to PostgreSQL's built-in value
+# (pg_settings.boot_val, which counts in pg_settings.unit: 1024 for shared_buffers is 1024 x 8kB),
+# or to the value Debian's initdb and pg_createcluster write into postgresql.conf where they write one
+# (shared_buffers 128MB, as before Patroni). Kept as ours in all three, named in the default row:
+# - TLS (ssl*): the standby's replication connection needs it (pgbench uses the Unix socket);
+# - what Patroni sets for the cluster to work (hba_file, ident_file, synchronous_standby_names, the
+#   recovery settings);
+# - the settings Patroni passes on the command line from etcd (max_connections, max_worker_processes,
+#   max_wal_senders, ...): no file overrides them, and raising one on the primary alone (Debian's
+#   max_worker_processes 8 over PGTune's 2) would stop the standby's replay, which needs values at
+#   least the primary's;
+# - extension settings (pg_stat_statements.*): inert once shared_preload_libraries is back to ''.
+# PGTune's configuration is the default one with the pg_tune filter's output on top (its
+# command-line settings aside: they are the ones in force already). Writes $WORK/pg-default.conf and
+# $WORK/pg-pgtune.conf; sets PG_DEFAULT_NOTE.
+pg_variant_confs() {
+  pg psql -XAtq -F $'\t' -d postgres -c "SELECT name, coalesce(unit, ''), boot_val, setting, source
+      FROM pg_settings WHERE sourcefile IN ('$PG_SETTINGS', '$PG_CONF_DIR/postgresql.conf') OR source = 'command line'
+      ORDER BY name" >"$WORK/pg-settings.tsv"
+  python3 - "$WORK/pg-settings.tsv" "$WORK/pgtune.conf" "$WORK/pg-default.conf" "$WORK/pg-pgtune.conf" \
+    >"$WORK/pg-default.note" <<'EOF' || die "cannot write the default and PGTune configurations from $WORK/pg-settings.tsv"
+import re, sys
+settings, pgtune, default_out, pgtune_out = sys.argv[1:]
+debian = {"shared_buffers": "128MB", "max_wal_size": "1GB", "min_wal_size": "80MB",
+          "log_line_prefix": "%m [%p] %q%u@%d ", "dynamic_shared_memory_type": "posix"}
+patroni = {"hba_file", "ident_file", "synchronous_standby_names", "primary_conninfo", "primary_slot_name",
+           "restore_command", "recovery_target_timeline", "recovery_min_apply_delay", "archive_cleanup_command",
+           "recovery_end_command", "promote_trigger_file"}
+own = {"listen_addresses", "port", "cluster_name", "hot_standby"}  # Patroni's own (on the command line too)
+
+
+def quote(value):
+    return "'" + value.replace("'", "''") + "'"
+
+
+def with_unit(boot, unit):
+    """boot_val in the unit pg_settings names ("8kB": 1024 -> 8192kB); a bare number counts in it too."""
+    m = re.fullmatch(r"(\d*)(\D+)", unit)
+    if not m or not re.fullmatch(r"\d+", boot):
+        return boot  # no unit, or a sentinel such as -1
+    return str(int(boot) * int(m.group(1) or 1)) + m.group(2)
+
+
+lines, cmdline, tls = [], {}, 0
+for row in open(settings, encoding="utf-8"):
+    name, unit, boot, setting, source = row.rstrip("\n").split("\t")
+    if source == "command line":
+        if name not in own:
+            cmdline[name] = with_unit(setting, unit) + ("" if setting == boot else " (default %s)" % with_unit(boot, unit))
+    elif name.startswith("ssl"):
+        tls += 1
+    elif name not in patroni and "." not in name:
+        lines.append("%s = %s" % (name, quote(debian.get(name, with_unit(boot, unit)))))
+head = "# scripts/bench.sh: our settings back to PostgreSQL's defaults (Debian's postgresql.conf values where it sets one)\n"
+with open(default_out, "w", encoding="utf-8") as out:
+    out.write(head + "\n".join(lines) + "\n")
+tune = [line for line in open(pgtune, encoding="utf-8")
+        if not line.startswith("#") and line.split("=")[0].strip() not in cmdline]
+with open(pgtune_out, "w", encoding="utf-8") as out:
+    out.write(head + "\n".join(lines) + "\n# PGTune's output on top\n" + "".join(tune))
+print("%d settings of ours at their defaults; kept as ours: TLS (%d ssl settings; the standby's replication connection) "
+      "and the command-line settings from etcd, which no file overrides and the standby must match: %s"
+      % (len(lines), tls, ", ".join("%s %s" % kv for kv in sorted(cmdline.items()))))
+EOF
+  PG_DEFAULT_NOTE=$(cat "$WORK/pg-default.note")
+}
+
+# pg_use ours|default|pgtune[+name=value...]: that configuration after the converged content of
+# postgresql.auto.conf (the file read last), then a restart. ours: the file as converged. A
+# variant's settings come last.
+pg_use() {
+  local base=${1%%+*} extra="" err
+  [ "$base" = "$1" ] || extra=${1#*+}
+  {
+    case $base in
+      default) cat "$WORK/pg-default.conf" ;;
+      pgtune) cat "$WORK/pg-pgtune.conf" ;;
+    esac
+    if [ -n "$extra" ]; then
+      echo "# scripts/bench.sh variant $1"
+      echo "$extra" | tr '+' '\n' | sed 's/=/ = /'
+    fi
+  } | docker exec -i "$PG_C" sh -c "cat '$PG_SAVED' - >'$PG_AUTO'"  # an existing file: owner and mode stay
+  # A value PostgreSQL refuses, before the restart (a changed setting only a restart applies shows
+  # as "setting could not be applied": expected).
+  err=$(psql_pg "SELECT string_agg(coalesce(f.name, '?') || ': ' || f.error, '; ')
+                   FROM pg_file_settings f LEFT JOIN pg_settings s USING (name)
+                  WHERE f.sourcefile = '$PG_AUTO' AND f.error IS NOT NULL
+                    AND NOT (f.error = 'setting could not be applied' AND s.context = 'postmaster')")
+  [ -z "$err" ] || die "configuration $1: PostgreSQL refuses $PG_AUTO: $err"
+  pg_restart
+}
+
+# Back to postgresql.auto.conf as converged (a restart only if the bench changed it), then Patroni
+# resumed: the cluster as the step found it.
 pg_restore_ours() {
-  # Back to the converged file (same content, owner and mode) if the bench moved it.
   if docker exec "$PG_C" test -f "$PG_SAVED" 2>/dev/null; then
-    if ! docker exec "$PG_C" cmp -s "$PG_SAVED" "$PG_SETTINGS" || docker exec "$PG_C" test -e "$PG_VARIANT"; then
+    if ! docker exec "$PG_C" cmp -s "$PG_SAVED" "$PG_AUTO"; then
       log "restoring our PostgreSQL settings"
       pg_use ours
     fi
   fi
+  if [ -n "${PG_PAUSED:-}" ]; then pg_resume; fi
 }
 
 declare -A PG_MED=() PG_RANGE=()
@@ -433,10 +580,15 @@ step_pgbench() {
   local start size r v tps note
   declare -A TPS=() SB=()
   pg_paths
+  pg_check_primary
+  # A configuration an interrupted run left behind would be saved as ours.
+  ! docker exec "$PG_C" grep -q '^# scripts/bench.sh' "$PG_AUTO" ||
+    die "$PG_AUTO in $PG_C holds a configuration of an interrupted bench run: remove the lines from '# scripts/bench.sh' on and restart PostgreSQL (patronictl -c $PG_PATRONI_CONF restart)"
   pg_check_memory
   pgtune_conf >"$WORK/pgtune.conf"
+  pg_variant_confs
   docker exec "$PG_C" install -d -m 0700 "$SCRATCH"
-  docker exec "$PG_C" cp -p "$PG_SETTINGS" "$PG_SAVED"
+  docker exec "$PG_C" cp -p "$PG_AUTO" "$PG_SAVED"
   # ~15 MB a scale unit; pgbench -i runs at roughly 50 MB/s on the bench's disk (an estimate from
   # the 605 MB loads of the scale-40 runs, 9-12 s without a limit): about a minute at scale 200,
   # maybe more under the limit, where written pages cannot wait in a 24 GB page cache.
@@ -456,6 +608,7 @@ step_pgbench() {
   else
     row "pgbench data set" "${size} MB" "> $PG_PLAN_MB MB (plan)" "$note; no container limit: the machine's page cache holds it"
   fi
+  pg_pause
   for r in $(seq 1 "$PG_RUNS"); do
     for v in ours default pgtune $PG_VARIANTS; do
       pg_use "$v"
@@ -466,23 +619,218 @@ step_pgbench() {
       log "pgbench run $r/$PG_RUNS $v (shared_buffers ${SB[$v]}): $tps tps"
     done
   done
-  pg_use ours
+  # Our settings back and Patroni resumed before the next step (pgfailover needs Patroni's failover).
+  pg_restore_ours
   for v in ours default pgtune $PG_VARIANTS; do
     PG_MED[$v]=$(echo "${TPS[$v]}" | median)
     PG_RANGE[$v]=$(echo "${TPS[$v]}" | tr ' ' '\n' | grep . | sort -g | awk 'NR == 1 { a = $1 } { b = $1 } END { printf "%.0f-%.0f", a, b }')
   done
   row "pgbench TPS, our tuning" "$(calc %.0f "${PG_MED[ours]}")" "" \
-    "median of $PG_RUNS (${PG_RANGE[ours]}); conf.d as converged; shared_buffers ${SB[ours]}"
+    "median of $PG_RUNS (${PG_RANGE[ours]}); as converged (conf.d, Patroni's parameters, etcd's); shared_buffers ${SB[ours]}"
   row "pgbench TPS, Debian default" "$(calc %.0f "${PG_MED[default]}")" "" \
-    "median of $PG_RUNS (${PG_RANGE[default]}); our conf.d file moved aside; shared_buffers ${SB[default]}"
+    "median of $PG_RUNS (${PG_RANGE[default]}); shared_buffers ${SB[default]}; $PG_DEFAULT_NOTE"
   row "pgbench TPS, PGTune" "$(calc %.0f "${PG_MED[pgtune]}")" "" \
-    "median of $PG_RUNS (${PG_RANGE[pgtune]}); pg_tune output alone; shared_buffers ${SB[pgtune]}"
+    "median of $PG_RUNS (${PG_RANGE[pgtune]}); pg_tune output over the default configuration; shared_buffers ${SB[pgtune]}"
   row "pgbench ratio ours / default" "$(calc %.2f "${PG_MED[ours]} / ${PG_MED[default]}")" ">= 1.2" ""
   row "pgbench ratio ours / PGTune" "$(calc %.2f "${PG_MED[ours]} / ${PG_MED[pgtune]}")" ">= 1.0" ""
   for v in $PG_VARIANTS; do
     row "pgbench TPS, $v" "$(calc %.0f "${PG_MED[$v]}")" "" \
       "median of $PG_RUNS (${PG_RANGE[$v]}); ${PG_MED[$v]:+$(calc %.2f "${PG_MED[$v]} / ${PG_MED[${v%%+*}]}") x ${v%%+*}}; shared_buffers ${SB[$v]}"
   done
+}
+
+# --- PostgreSQL failover and switchover as a client sees them ----------------------------------
+# The drill of scenario postgresql (test_50_failover_drill.py) on the bench's hosts: its client
+# (molecule/postgresql/tests/clients/writer.py, psycopg2) commits one row at a time as the
+# application's user through the read-write endpoints, HAProxy's port on every PostgreSQL server
+# (libpq's host list, target_session_attrs=read-write), from the first monitoring host (the
+# sandbox's mon1: on the bench network, which pg_hba and HAProxy admit; the controller has no
+# psycopg2). python3-psycopg2 is installed there for the step and purged after it. The password is
+# in a passfile (0600) in the client's scratch directory, named by the connection string.
+# (a) docker kill of the primary's container: seconds until the first write acknowledged after it,
+# acknowledged writes missing on the new primary (target 0), then docker start and the seconds
+# until it streams again; (b) promote.yml back to the original primary: the longest pause between
+# two acknowledged writes. The cluster ends as it began, led by the original primary.
+PGF_WRITER=molecule/postgresql/tests/clients/writer.py
+PGF_DIR=$SCRATCH/pgfailover  # on the client host
+
+# pgf_json KEY...: the value at that path of the JSON on stdin (a secret never on a command line).
+pgf_json() {
+  python3 -c 'import json, sys
+v = json.load(sys.stdin)
+for k in sys.argv[1:]:
+    v = v[k]
+print(v)' "$@"
+}
+pgf_ip() { docker inspect -f '{{ (index .NetworkSettings.Networks "onprem-bench").IPAddress }}' "$1"; }
+# pgf_sql CONTAINER SQL [DB]: one query as postgres (the SQL on stdin: the id lists are long).
+pgf_sql() { echo "$2" | docker exec -i -u postgres -e PGOPTIONS='-c synchronous_commit=local' "$1" psql -XAtq -d "${3:-postgres}" -f -; }
+
+# The member of group postgresql whose server is not in recovery, among the running containers.
+pgf_leader() {
+  local h
+  for h in $PGF_HOSTS; do
+    [ "$(pgf_sql "${HOST_C[$h]}" 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ] && { echo "$h"; return 0; }
+  done
+  return 1
+}
+
+# pgf_wait SECONDS COMMAND...: run COMMAND every second until it succeeds; false at the deadline.
+pgf_wait() {
+  local deadline=$(($(date +%s) + $1))
+  shift
+  until "$@"; do
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep 1
+  done
+}
+pgf_streaming() { [ "$(pgf_sql "$1" 'SELECT status FROM pg_stat_wal_receiver' 2>/dev/null)" = streaming ]; }
+# pgf_sync LEADER_C MEMBER: MEMBER is the leader's synchronous standby (promote.yml hands over only to it).
+pgf_sync() {
+  [ "$(pgf_sql "$1" "SELECT count(*) FROM pg_stat_replication WHERE application_name = '$2' AND sync_state = 'sync' AND state = 'streaming'" 2>/dev/null)" = 1 ]
+}
+
+# pgf_start NAME SECONDS: the writer in the background on the client, its PID in NAME.pid, its log
+# NAME.log; returns once it has a first acknowledged write.
+pgf_start() {
+  docker exec -d "$PGF_C" sh -c 'echo $$ >"$1/$2.pid"; exec python3 "$1/writer.py" "$3" "$1/$2.log" "$(cat "$1/conninfo")"' \
+    sh "$PGF_DIR" "$1" "$2"
+  pgf_wait 30 docker exec "$PGF_C" grep -q '^ok ' "$PGF_DIR/$1.log" ||
+    die "pgfailover: the writer had no write acknowledged within 30 s (log: $(docker exec "$PGF_C" tail -n 3 "$PGF_DIR/$1.log" 2>&1))"
+}
+# pgf_acked_since NAME TIME: the writer had a write acknowledged after TIME (Unix time).
+pgf_acked_since() {
+  docker exec "$PGF_C" awk -v t="$2" '$1 == "ok" && $3 > t { found = 1 } END { exit !found }' "$PGF_DIR/$1.log"
+}
+# pgf_stop NAME: stop the writer (by its PID) and copy its log to $WORK/pgfailover-NAME.log.
+pgf_stop() {
+  docker exec "$PGF_C" sh -c 'kill "$(cat "$1/$2.pid")" 2>/dev/null; rm -f "$1/$2.pid"' sh "$PGF_DIR" "$1"
+  docker exec "$PGF_C" cat "$PGF_DIR/$1.log" >"$WORK/pgfailover-$1.log"
+}
+# pgf_lost NAME CONTAINER: acknowledged writes of that log missing on the server of CONTAINER.
+pgf_lost() {
+  local ids acked found
+  ids=$(awk '$1 == "ok" { printf "%s%s", sep, $2; sep = "," }' "$WORK/pgfailover-$1.log")
+  acked=$(awk '$1 == "ok"' "$WORK/pgfailover-$1.log" | wc -l)
+  found=$(pgf_sql "$2" "SELECT count(*) FROM $PGF_TABLE WHERE id = ANY ('{$ids}'::int[])" "$PGF_DB") ||
+    die "pgfailover: cannot count the acknowledged writes in $PGF_TABLE on $2"
+  echo $((acked - found))
+}
+
+# The client's set-up: psycopg2 (what apt adds is recorded), the writer, the CA, the passfile, the
+# connection string, and the table the writer fills.
+pgf_setup() {
+  local json user pass port ca hosts="" h client
+  # The password stays off command lines: the values are read from the JSON on stdin.
+  json=$(render "$PG_HOST" "{'app': pg_schema_users | selectattr('profile', 'eq', 'application') | first,
+    'client': (groups['monitoring'] | default([]) + [''])[0], 'members': groups['postgresql'] | join(' '),
+    'port': haproxy_postgresql_rw_port | default($(role_default haproxy haproxy_postgresql_rw_port)),
+    'timings': postgresql_ha_timings | default('$(role_default postgresql postgresql_ha_timings)')}")
+  PGF_HOSTS=$(pgf_json members <<<"$json")
+  PGF_TIMINGS=$(pgf_json timings <<<"$json")
+  port=$(pgf_json port <<<"$json")
+  user=$(pgf_json app name <<<"$json")
+  pass=$(pgf_json app password <<<"$json")
+  PGF_DB=$(pgf_json app database <<<"$json")
+  PGF_TABLE=$(python3 -c 'import json, sys; print((json.load(sys.stdin)["app"].get("schemas") or ["public"])[0])' <<<"$json").drill_writes
+  client=$(pgf_json client <<<"$json")
+  [ -n "$client" ] || die "pgfailover: the inventory has no host in group monitoring to run the client on"
+  for h in $PGF_HOSTS; do hosts+="${hosts:+,}$(pgf_ip "${HOST_C[$h]}")"; done
+  PGF_CLIENT=$client
+  PGF_C=${HOST_C[$client]}
+  log "pgfailover: writer.py on $PGF_CLIENT as $user through the read-write endpoints $hosts (port $port)"
+  docker exec "$PGF_C" install -d -m 0700 "$PGF_DIR"
+  docker exec "$PGF_C" sh -c "dpkg-query -W -f '\${Package}\n' | LC_ALL=C sort" >"$WORK/pgfailover-packages.before"
+  docker exec -e DEBIAN_FRONTEND=noninteractive "$PGF_C" sh -c \
+    'apt-get install -y -q --no-install-recommends python3-psycopg2 || { apt-get update -q && apt-get install -y -q --no-install-recommends python3-psycopg2; }' \
+    >"$WORK/pgfailover-apt.log" 2>&1 || die "pgfailover: cannot install python3-psycopg2 on $PGF_CLIENT (log: $WORK/pgfailover-apt.log)"
+  PGF_ADDED=$(docker exec "$PGF_C" sh -c "dpkg-query -W -f '\${Package}\n' | LC_ALL=C sort" | LC_ALL=C comm -13 "$WORK/pgfailover-packages.before" - | xargs)
+  docker exec -i "$PGF_C" sh -c "cat >'$PGF_DIR/writer.py'" <"$PGF_WRITER"
+  ca=$(psql_pg 'SHOW ssl_ca_file')
+  docker exec "$PG_C" cat "$ca" | docker exec -i "$PGF_C" sh -c "cat >'$PGF_DIR/ca.crt'"
+  # The password on stdin only (printf is a builtin: no command line shows it); : and \ escaped.
+  pass=${pass//\\/\\\\}
+  printf '*:%s:%s:%s:%s\n' "$port" "$PGF_DB" "$user" "${pass//:/\\:}" |
+    docker exec -i "$PGF_C" sh -c "umask 077 && cat >'$PGF_DIR/pgpass'"
+  # verify-ca: the endpoints' addresses are not the names in the servers' certificates.
+  printf '%s' "host=$hosts port=$port dbname=$PGF_DB user=$user passfile=$PGF_DIR/pgpass sslmode=verify-ca sslrootcert=$PGF_DIR/ca.crt connect_timeout=2 target_session_attrs=read-write options=-csearch_path=${PGF_TABLE%.*}" |
+    docker exec -i "$PGF_C" sh -c "cat >'$PGF_DIR/conninfo'"
+  pgf_sql "$PG_C" "DROP TABLE IF EXISTS $PGF_TABLE; CREATE TABLE $PGF_TABLE (id int PRIMARY KEY, at timestamptz DEFAULT now());
+    GRANT SELECT, INSERT ON $PGF_TABLE TO $user" "$PGF_DB" >/dev/null
+}
+
+# The step's traces removed: the table (on whichever server leads), the client's directory and
+# packages. Also run by cleanup.
+pgf_teardown() {
+  local leader
+  if [ -n "${PGF_KILLED:-}" ]; then docker start "$PG_C" >/dev/null; PGF_KILLED=""; fi
+  if leader=$(pgf_leader); then pgf_sql "${HOST_C[$leader]}" "DROP TABLE IF EXISTS $PGF_TABLE" "$PGF_DB" >/dev/null; fi
+  docker exec "$PGF_C" sh -c 'for f in "$1"/*.pid; do [ -e "$f" ] && kill "$(cat "$f")" 2>/dev/null; done; rm -rf "$1"' sh "$PGF_DIR"
+  if [ -n "${PGF_ADDED:-}" ]; then
+    # shellcheck disable=SC2086  # the package names are words
+    docker exec -e DEBIAN_FRONTEND=noninteractive "$PGF_C" apt-get purge -y -q $PGF_ADDED >>"$WORK/pgfailover-apt.log" 2>&1 ||
+      log "pgfailover: could not purge $PGF_ADDED on $PGF_CLIENT (log: $WORK/pgfailover-apt.log)"
+    PGF_ADDED=""
+  fi
+  PGF_C=""
+}
+
+step_pgfailover() {
+  local killed_at started_at streamed_s new switch_at done_at out lost errors acked first kill_s pause_s promote_s
+  [ -n "${PG_BIN:-}" ] || pg_paths
+  [ -n "$PG_SCOPE" ] || die "pgfailover: $PG_HOST is not a Patroni member (a cluster of two or more servers is needed)"
+  pg_check_primary
+  pgf_setup
+  # (a) the primary's container killed while the client writes.
+  pgf_start kill 150
+  sleep 5
+  log "pgfailover: docker kill $PG_C ($PG_HOST, the primary)"
+  docker kill "$PG_C" >/dev/null
+  PGF_KILLED=1
+  killed_at=$(now)  # after docker kill returned: a write acknowledged later went to another server
+  # Up to 140 s: Patroni's ttl, an election, HAProxy's checks and the client's retries, with room.
+  if pgf_wait 140 pgf_acked_since kill "$killed_at"; then sleep 5; fi
+  pgf_stop kill
+  new=$(pgf_wait 30 pgf_leader >/dev/null && pgf_leader) || die "pgfailover: no member leads after the kill (journalctl -u $PG_SERVICE on the others)"
+  lost=$(pgf_lost kill "${HOST_C[$new]}")
+  read -r acked errors first < <(awk -v t="$killed_at" '$1 == "ok" { n++; if ($3 > t && !f) f = $3 } $1 == "err" { e++ }
+    END { printf "%d %d %s\n", n, e, (f ? f - t : "none") }' "$WORK/pgfailover-kill.log")
+  kill_s=$([ "$first" = none ] && echo "> 140 s" || calc "%.1f s" "$first")
+  log "pgfailover: $new leads; first write acknowledged $kill_s after the kill; $lost of $acked acknowledged writes missing"
+  row "PostgreSQL failover, writes accepted again" "$kill_s" "<= 30 s (seed 003: 60 s)" \
+    "seen by writer.py (psycopg2) on $PGF_CLIENT committing a row at a time through the read-write endpoints, from docker kill of $PG_HOST's container; new primary $new; $acked acknowledged writes, $errors failed attempts; postgresql_ha_timings $PGF_TIMINGS"
+  row "PostgreSQL failover, acknowledged writes lost" "$lost" "0" "counted on the new primary $new (synchronous_mode)"
+  started_at=$(now)
+  docker start "$PG_C" >/dev/null
+  PGF_KILLED=""
+  pgf_wait 300 pgf_streaming "$PG_C" || die "pgfailover: $PG_HOST did not stream again within 300 s of docker start (journalctl -u $PG_SERVICE in $PG_C)"
+  streamed_s=$(since "$started_at")
+  row "PostgreSQL old primary streaming again" "$streamed_s s" "" "from docker start of $PG_HOST's container; Patroni rejoins it (pg_rewind when needed), nobody runs anything"
+  # (b) back to the original primary with promote.yml, while the client writes.
+  pgf_wait 120 pgf_sync "${HOST_C[$new]}" "$PG_HOST" || die "pgfailover: $PG_HOST did not become $new's synchronous standby within 120 s"
+  pgf_start switch 150
+  sleep 3
+  log "pgfailover: playbooks/promote.yml -e promote_target=$PG_HOST (log: $WORK/pgfailover-promote.log)"
+  vault_env
+  switch_at=$(now)
+  ansible-playbook -i "$INV/hosts.yml" playbooks/promote.yml -e "promote_target=$PG_HOST" >"$WORK/pgfailover-promote.log" 2>&1 ||
+    { tail -n 30 "$WORK/pgfailover-promote.log" >&2; die "pgfailover: promote.yml failed (log: $WORK/pgfailover-promote.log)"; }
+  done_at=$(now)
+  promote_s=$(since "$switch_at")
+  pgf_wait 60 pgf_acked_since switch "$done_at" || true
+  sleep 3
+  pgf_stop switch
+  [ "$(pgf_leader)" = "$PG_HOST" ] || die "pgfailover: $PG_HOST does not lead after promote.yml"
+  lost=$(pgf_lost switch "$PG_C")
+  read -r acked pause_s < <(awk -v a="$switch_at" '$1 == "ok" { n++; if (p && $3 >= a && $3 - p > g) g = $3 - p; p = $3 }
+    END { printf "%d %.1f\n", n, g }' "$WORK/pgfailover-switch.log")
+  out=$(pgf_acked_since switch "$done_at" && echo "" || echo "; no write acknowledged after the playbook ended")
+  log "pgfailover: switchover back to $PG_HOST: longest write pause $pause_s s"
+  row "PostgreSQL switchover, longest write pause" "$pause_s s" "<= 10 s" \
+    "playbooks/promote.yml -e promote_target=$PG_HOST (back to the original primary) in $promote_s s, seen by the same client; $acked acknowledged writes, $lost missing on $PG_HOST$out"
+  # The former leader streams from the original primary again before the next step.
+  pgf_wait 120 pgf_sync "$PG_C" "$new" || log "pgfailover: warning: $new is not $PG_HOST's synchronous standby after 120 s"
+  pgf_teardown
 }
 
 # --- redis-benchmark: a TLS cluster primary with the ACL user vs a default redis-server ---------
@@ -633,6 +981,9 @@ step_backup() {
 cleanup() {
   local rc=$?
   set +e
+  # A failover drill cut short: the killed primary started again, the client's writer, files and
+  # packages and the drill's table removed.
+  if [ -n "${PGF_C:-}" ]; then pgf_teardown; fi
   if [ -n "${PG_C:-}" ] && [ -n "${PG_SAVED:-}" ] && docker container inspect "$PG_C" >/dev/null 2>&1; then
     pg_restore_ours
     psql_pg 'DROP DATABASE IF EXISTS bench WITH (FORCE)' >/dev/null 2>&1
@@ -666,7 +1017,8 @@ report() {
     if step pgbench; then
       echo "PostgreSQL memory plan for our tuning and for PGTune alike: ${PG_PLAN:-?}"
       echo "pgbench: TPC-B-like, scale $PG_SCALE, $PG_CLIENTS clients, 2 threads, ${PG_SECONDS} s runs after a ${PG_WARMUP} s warm-up," \
-        "$PG_RUNS runs per configuration interleaved, before each a restart, the warm-up, the archiver and standby caught up, a CHECKPOINT; WAL archiving on in all"
+        "$PG_RUNS runs per configuration interleaved, before each a restart${PG_SCOPE:+ (Patroni paused, restarts through its REST API)}, the warm-up, the archiver and standby caught up, a CHECKPOINT;" \
+        "each configuration in postgresql.auto.conf, read last; WAL archiving on in all"
     fi
     echo
     awk -F'|' 'BEGIN { h[1] = "metric"; h[2] = "value"; h[3] = "target"; h[4] = "note" }
@@ -717,6 +1069,7 @@ main() {
   trap 'log "ERROR: line $LINENO: \"$BASH_COMMAND\" failed"' ERR
   if step converge; then step_converge; fi
   if step pgbench; then step_pgbench; fi
+  if step pgfailover; then step_pgfailover; fi
   if step redis; then step_redis; fi
   if step backup; then step_backup; fi
   if [ -n "${PG_SAVED:-}" ]; then pg_restore_ours; fi
