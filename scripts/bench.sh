@@ -16,7 +16,11 @@
 #      primary back to it (longest write pause, target <= 10 s)
 #   3. redis-benchmark SET/GET through TLS with the application's ACL user on a cluster primary vs a
 #      default redis-server (no TLS, no ACL) started for the bench on a spare port of the same host
-#   4. pgBackRest full backup and restore (into a scratch directory) vs a raw copy of the data
+#   4. redisfailover: the write outage a client (redis-py's RedisCluster) sees while a host that
+#      serves 2 of the 6 primaries is stopped (SIGSTOP), with the role's default
+#      cluster-node-timeout, target <= 15 s (Azure's unplanned failover: 10-15 s); then the pause
+#      it sees while CLUSTER FAILOVER moves those primaries back (a planned switchover)
+#   5. pgBackRest full backup and restore (into a scratch directory) vs a raw copy of the data
 #      directory on the same disk, in MB/s
 # The hosts are those of inventories/sandbox, run as their own containers (prefix onprem-bench-,
 # network onprem-bench, inventory .cache/bench/inventory with its own secrets and CA) so that a
@@ -29,7 +33,7 @@
 # Environment (defaults in brackets):
 #   BENCH_KEEP=1             keep the bench containers afterwards [0]
 #   BENCH_FRESH=0            reuse kept bench containers: no fresh-converge figure [1]
-#   BENCH_STEPS              which parts to run ["converge pgbench pgfailover redis backup
+#   BENCH_STEPS              which parts to run ["converge pgbench pgfailover redis redisfailover backup
 #                            recheck"]
 #   BENCH_PG_MEMORY          memory limit of the PostgreSQL primary's container in MB, or none
 #                            [the plan's VM: postgresql_memory_mb + memory_budget's OS reserve,
@@ -53,7 +57,7 @@ cd "$(dirname "$0")/.."
 
 KEEP=${BENCH_KEEP:-0}
 FRESH=${BENCH_FRESH:-1}
-STEPS=" ${BENCH_STEPS:-converge pgbench pgfailover redis backup recheck} "
+STEPS=" ${BENCH_STEPS:-converge pgbench pgfailover redis redisfailover backup recheck} "
 PG_MEMORY=${BENCH_PG_MEMORY:-}         # empty: derived from the plan (pg_memory)
 PG_SCALE=${BENCH_PGBENCH_SCALE:-}      # empty: derived from the limit (pg_memory)
 PG_CLIENTS=${BENCH_PGBENCH_CLIENTS:-8}
@@ -922,6 +926,179 @@ step_redis() {
   done
 }
 
+# --- Redis failover and switchover as a client sees them ---------------------------------------
+# The drill of scenario redis_cluster (test_redis_failover.py), on the bench's hosts and the role's
+# default cluster-node-timeout: the client of that scenario (redis-py's RedisCluster, on this
+# machine, at the addresses the cluster announces) writes one key after the other to every shard
+# while every redis-server of a host that serves 2 of the 6 primaries gets SIGSTOP (a hung VM: its
+# TCP connections stay open). The figure is the longest time a shard took no write from the
+# client; the fail-back of those primaries (CLUSTER FAILOVER, a planned switchover) is measured as
+# the longest the client waited for one write. Every write a replica confirmed (WAIT 1) must be
+# read back afterwards.
+REDIS_PY_SPEC=redis==8.2.0
+REDIS_FAILOVER_CLIENT=molecule/redis_cluster/tests/clients/failover_client.py
+REDIS_FAILOVER_STATUS=$WORK/redis-failover.status.json
+
+# The redis-py the client runs with, in the directory scenario redis_cluster installs it to.
+redis_py_dir() {
+  local dir=${ONPREM_CACHE_DIR:-/var/cache/onprem-datastores}/redis-clients/redis-py-${REDIS_PY_SPEC#redis==}
+  if [ ! -e "$dir/.installed" ]; then
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    python3 -m pip install --quiet --disable-pip-version-check --target "$dir" "$REDIS_PY_SPEC" >&2 ||
+      die "cannot install $REDIS_PY_SPEC into $dir"
+    touch "$dir/.installed"
+  fi
+  echo "$dir"
+}
+
+# rf_cli CONTAINER ARGS...: redis-cli as the administrator on that host (-p PORT among ARGS); the
+# password travels in REDISCLI_AUTH, never on a command line.
+rf_cli() {
+  local c=$1
+  shift
+  REDISCLI_AUTH=$RF_ADMIN_PASSWORD docker exec -e REDISCLI_AUTH "$c" \
+    redis-cli --tls --cacert "$RF_TLS_DIR/ca.crt" --user "$RF_ADMIN" --no-auth-warning -h 127.0.0.1 "$@"
+}
+
+# rf_written_since TIME: the client had a write accepted on every shard after TIME (Unix time).
+rf_written_since() {
+  python3 - "$REDIS_FAILOVER_STATUS" "$1" "$RF_SHARDS" <<'EOF'
+import json, sys
+try:
+    last = json.load(open(sys.argv[1]))["last_ok"]
+except (OSError, ValueError):
+    sys.exit(1)
+sys.exit(0 if len(last) == int(sys.argv[3]) and min(last.values()) > float(sys.argv[2]) else 1)
+EOF
+}
+
+# rf_roles ROLE: every former primary of the stopped host has that role (a replica with its link up).
+rf_roles() {
+  local port out
+  for port in $RF_PORTS; do
+    out=$(rf_cli "$RF_STOPPED" -p "$port" INFO replication | tr -d '\r') || return 1
+    grep -qx "role:$1" <<<"$out" || return 1
+    [ "$1" = master ] || grep -qx 'master_link_status:up' <<<"$out" || return 1
+  done
+}
+
+# rf_wait SECONDS INTERVAL COMMAND...: run COMMAND until it succeeds; false at the deadline.
+rf_wait() {
+  local deadline=$(($(date +%s) + $1)) interval=$2
+  shift 2
+  until "$@"; do
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep "$interval"
+  done
+}
+
+rf_resume() {
+  if [ -n "${RF_PIDS:-}" ]; then
+    # shellcheck disable=SC2086  # the PIDs are words
+    docker exec "$RF_STOPPED" sh -c 'kill -CONT "$@"' sh $RF_PIDS || true
+    RF_PIDS=""
+  fi
+}
+
+step_redisfailover() {
+  local json h c ip nodes entry="" stopped_ip tags="" line tag py socket_timeout=1 timeout_ms port args
+  local paused_at continued_at switch_at written_at failed_over=true
+  declare -A C_OF_IP=()
+  json=$(render "$REDIS_HOST" "{'user': redis_users[0].name, 'password': redis_users[0].password,
+    'admin': redis_admin_user | default('$(role_default redis redis_admin_user)'), 'admin_password': redis_admin_password,
+    'port': redis_base_port | default($(role_default redis redis_base_port)),
+    'tls_dir': redis_tls_dir | default('$(role_default redis redis_tls_dir)')}")
+  RF_ADMIN=$(json_get "$json" admin)
+  RF_ADMIN_PASSWORD=$(json_get "$json" admin_password)
+  RF_TLS_DIR=$(json_get "$json" tls_dir)
+  port=$(json_get "$json" port)
+  for h in $ALL_HOSTS; do
+    c=${HOST_C[$h]}
+    ip=$(docker inspect -f '{{ (index .NetworkSettings.Networks "onprem-bench").IPAddress }}' "$c")
+    C_OF_IP[$ip]=$c
+  done
+  nodes=$(rf_cli "$REDIS_C" -p "$port" CLUSTER NODES | tr -d '\r')
+  timeout_ms=$(rf_cli "$REDIS_C" -p "$port" CONFIG GET cluster-node-timeout | tr -d '\r' | sed -n 2p)
+  # The host with the most primaries (2 of 6 on the sandbox's three hosts), other than the one
+  # the administrator's commands go to when there is a choice.
+  stopped_ip=$(awk '$3 ~ /master/ { split($2, a, ":"); n[a[1]]++ } END { for (i in n) print n[i], i }' <<<"$nodes" |
+    sort -k1,1nr -k2 | awk -v avoid="$(docker inspect -f '{{ (index .NetworkSettings.Networks "onprem-bench").IPAddress }}' "$REDIS_C")" \
+      'NR == 1 { best = $2; top = $1 } $1 == top && $2 != avoid && !other { other = $2 } END { print (other ? other : best) }')
+  RF_STOPPED=${C_OF_IP[$stopped_ip]:?no container has the address $stopped_ip of CLUSTER NODES}
+  RF_PORTS=$(awk -v ip="$stopped_ip" '$3 ~ /master/ && index($2, ip ":") == 1 { split($2, a, "[:@]"); print a[2] }' <<<"$nodes" | sort -n | xargs)
+  for ip in $(awk '{ split($2, a, ":"); print a[1] }' <<<"$nodes" | sort -u); do
+    [ "$ip" = "$stopped_ip" ] || { entry=$ip; break; }
+  done
+  [ -n "$entry" ] || die "redisfailover: the cluster has no host besides $RF_STOPPED"
+  while read -r line; do
+    # shellcheck disable=SC2046  # the slot ranges are words
+    tag=$(redis_tag_for $(echo "$line" | cut -d' ' -f9-))
+    tags+="${tags:+ }$tag"
+  done < <(awk '$3 ~ /master/' <<<"$nodes")
+  RF_SHARDS=$(wc -w <<<"$tags")
+  docker exec "${C_OF_IP[$entry]}" cat "$RF_TLS_DIR/ca.crt" >"$WORK/redis-ca.crt"
+  py=$(redis_py_dir)
+  args=$(python3 -c 'import json, sys; a = sys.argv[1:]; print(json.dumps({"host": a[0], "port": int(a[1]), "ca": a[2],
+    "user": a[3], "name": "bench-failover", "tags": a[4].split(), "status": a[5], "socket_timeout": float(a[6]), "wait_ms": 50}))' \
+    "$entry" "$port" "$PWD/$WORK/redis-ca.crt" "$(json_get "$json" user)" "$tags" "$PWD/$REDIS_FAILOVER_STATUS" "$socket_timeout")
+  rm -f "$REDIS_FAILOVER_STATUS"
+  log "redisfailover: redis-py writes to $RF_SHARDS shards through $entry:$port; stopping every redis-server of $RF_STOPPED (primaries on ports $RF_PORTS), cluster-node-timeout $timeout_ms ms"
+  REDIS_PASSWORD=$(json_get "$json" password) PYTHONPATH=$py python3 -s "$REDIS_FAILOVER_CLIENT" "$args" \
+    >"$WORK/redis-failover.json" 2>"$WORK/redis-failover.log" &
+  RF_CLIENT=$!
+  rf_wait 30 0.2 rf_written_since 0 || die "redisfailover: the client did not write to every shard (log: $WORK/redis-failover.log)"
+  RF_PIDS=$(docker exec "$RF_STOPPED" sh -c 'for u in $(systemctl list-units --state=running --plain --no-legend "redis-server@*" | cut -d" " -f1); do
+    systemctl show -p MainPID --value "$u"; done' | xargs)
+  [ -n "$RF_PIDS" ] || die "redisfailover: no running redis-server@ unit in $RF_STOPPED"
+  # shellcheck disable=SC2086  # the PIDs are words
+  docker exec "$RF_STOPPED" sh -c 'kill -STOP "$@"' sh $RF_PIDS
+  paused_at=$(now)  # after kill returned: a write accepted later cannot come from the stopped primaries
+  # Up to 120 s: the node timeout, detection, election, and the client's own retries, with room.
+  rf_wait 120 0.2 rf_written_since "$paused_at" || failed_over=false
+  sleep 1  # a second of writes to the new primaries while the old ones are still stopped
+  rf_resume
+  continued_at=$(now)
+  [ "$failed_over" = true ] || log "redisfailover: the client could not write every shard within 120 s of the stop"
+  rf_wait 60 1 rf_roles slave || die "redisfailover: the stopped primaries did not come back as replicas (CLUSTER NODES on $RF_STOPPED)"
+  log "redisfailover: failing the primaries back to $RF_STOPPED (CLUSTER FAILOVER)"
+  switch_at=$(now)
+  for port in $RF_PORTS; do
+    [ "$(rf_cli "$RF_STOPPED" -p "$port" CLUSTER FAILOVER | tr -d '\r')" = OK ] || die "redisfailover: CLUSTER FAILOVER refused on $RF_STOPPED:$port"
+  done
+  rf_wait 30 0.5 rf_roles master || die "redisfailover: the fail-back to $RF_STOPPED did not complete"
+  rf_wait 30 0.2 rf_written_since "$(now)" || die "redisfailover: the client did not write every shard after the fail-back"
+  written_at=$(now)
+  kill -TERM "$RF_CLIENT"
+  wait "$RF_CLIENT" || die "redisfailover: the client failed (log: $WORK/redis-failover.log)"
+  RF_CLIENT=""
+  # The rows, from the client's report: the longest time a shard took no write while the host was
+  # stopped, and the longest the client waited for one write during the fail-back.
+  python3 - "$WORK/redis-failover.json" "$paused_at" "$continued_at" "$switch_at" "$written_at" "$timeout_ms" \
+    "$socket_timeout" "$failed_over" "$RF_STOPPED" "$RF_PORTS" >>"$ROWS" <<'EOF'
+import json, sys
+seen = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+paused, continued, switch, written = map(float, sys.argv[2:6])
+timeout_ms, socket_timeout, failed_over, stopped, ports = sys.argv[6:11]
+def longest(gaps, start, end):
+    return max([b - a for a, b in gaps if b > start and a < end], default=0.0)
+outage = longest([g[1:] for g in seen["shard_gaps"]], paused, continued)
+held_up = longest(seen["stalls"], paused, continued)
+switchover = longest(seen["stalls"], switch, written)
+value = "%.1f s" % outage if failed_over == "true" else "> 120 s"
+print("redis failover, write outage seen by a client|%s|<= 15 s (Azure 10-15 s)|longest time a shard took no write "
+      "from redis-py %s (socket timeout %s s, writing every shard in turn) while %s (primaries on ports %s) was "
+      "stopped; longest wait for one write %.1f s; cluster-node-timeout %s ms; %d writes accepted, %d confirmed by "
+      "WAIT 1, %d confirmed lost (target 0), %d unconfirmed lost"
+      % (value, seen["version"], socket_timeout, stopped, ports.replace(" ", ", "), held_up, timeout_ms,
+         seen["accepted"], seen["confirmed"], seen["lost_confirmed_count"], seen["lost_accepted_count"]))
+print("redis switchover, write pause seen by a client|%.1f s||longest wait for one write while CLUSTER FAILOVER moved "
+      "those primaries back to %s, one after the other; client errors over both: %s"
+      % (switchover, stopped, seen["errors"] or "none"))
+EOF
+  log "redisfailover: client report in $WORK/redis-failover.json"
+}
+
 # --- Backup and restore throughput --------------------------------------------------------------
 # Each figure divides the same size (the data directory as pgBackRest counts it) by the time.
 # With pgbackrest_repo_host (the sandbox: mon1) the backup runs on the repository host and pulls
@@ -992,6 +1169,10 @@ cleanup() {
   if [ -n "${REDIS_C:-}" ] && docker container inspect "$REDIS_C" >/dev/null 2>&1; then
     redis_stop_default
   fi
+  # A failover drill cut short: its processes run again, its client stops. The primaries it
+  # moved are failed back by the next site.yml run (redis_cluster_restore_primaries).
+  rf_resume
+  if [ -n "${RF_CLIENT:-}" ]; then kill -TERM "$RF_CLIENT" 2>/dev/null; wait "$RF_CLIENT" 2>/dev/null; fi
   if [ "$KEEP" = 1 ]; then
     log "containers kept (BENCH_KEEP=1): ${PREFIX}*; remove them with: ONPREM_SANDBOX_LABEL=org.onprem.bench=1 ONPREM_SANDBOX_NET=onprem-bench scripts/sandbox.sh down"
   else
@@ -1071,6 +1252,7 @@ main() {
   if step pgbench; then step_pgbench; fi
   if step pgfailover; then step_pgfailover; fi
   if step redis; then step_redis; fi
+  if step redisfailover; then step_redisfailover; fi
   if step backup; then step_backup; fi
   if [ -n "${PG_SAVED:-}" ]; then pg_restore_ours; fi
   # FORCE: ends other sessions still in it (e.g. the PostgreSQL exporter's).
