@@ -50,7 +50,7 @@ def leader(hosts) -> str:
 
 
 def start_writer(client, seconds: int, log: str):
-    client.run("rm -f %s; nohup /root/writer.py %d %s %s >/dev/null 2>&1 &", log, seconds, log, CONNINFO)
+    client.run("rm -f %s; nohup /root/writer.py %s %s %s >/dev/null 2>&1 &", log, str(seconds), log, CONNINFO)
     assert wait_until(lambda: client.run("grep -c '^ok ' %s", log).stdout.strip() not in ("", "0"), timeout=20), \
         client.run("cat %s", log).stdout[-2000:]
 
