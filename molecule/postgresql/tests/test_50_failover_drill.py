@@ -36,7 +36,7 @@ def client():
     password = "molecule-only-app-service"
     host.run("install -m 0600 /dev/stdin /root/.pgpass <<'EOF'\n*:5000:appdb:app_service:%s\nEOF" % password)
     with open(WRITER, encoding="utf-8") as source:
-        host.run("install -m 0755 /dev/stdin /root/writer.py <<'EOF'\n%s\nEOF" % source.read())
+        host.run("install -m 0644 /dev/stdin /root/writer.py <<'EOF'\n%s\nEOF" % source.read())
     return host
 
 
@@ -50,7 +50,7 @@ def leader(hosts) -> str:
 
 
 def start_writer(client, seconds: int, log: str):
-    client.run("rm -f %s; nohup /root/writer.py %s %s %s >/dev/null 2>&1 &", log, str(seconds), log, CONNINFO)
+    client.run("rm -f %s; nohup python3 /root/writer.py %s %s %s >/dev/null 2>&1 &", log, str(seconds), log, CONNINFO)
     assert wait_until(lambda: client.run("grep -c '^ok ' %s", log).stdout.strip() not in ("", "0"), timeout=20), \
         client.run("cat %s", log).stdout[-2000:]
 
@@ -69,13 +69,13 @@ def finish_writer(client, log: str):
 
 def longest_pause(acked, after: float) -> float:
     """The longest time between two acknowledged writes around `after` (the event)."""
-    times = [t for _, t in acked]
+    times = [at for _ident, at in acked]
     gaps = [b - a for a, b in zip(times, times[1:]) if b >= after]
     return max(gaps) if gaps else float("inf")
 
 
 def all_on(host, acked) -> int:
-    ids = ",".join(str(i) for i, _ in acked)
+    ids = ",".join(str(ident) for ident, _at in acked)
     return int(sql(host, "SELECT count(*) FROM drill_writes WHERE id IN (%s)" % ids))
 
 
@@ -94,7 +94,7 @@ def test_drill_kill_the_primary_while_a_client_writes(hosts, client):
     killed_at = time.time()
     subprocess.run(["docker", "kill", "pg1"], check=True, capture_output=True)
     acked, errors = finish_writer(client, "/root/kill.log")
-    after = [t for _, t in acked if t > killed_at]
+    after = [at for _ident, at in acked if at > killed_at]
     assert after, "no write was accepted after the kill: %s" % errors[-5:]
     survivors = {name: host for name, host in hosts.items() if name != "pg1"}
     new = leader(survivors)
@@ -129,7 +129,7 @@ def test_drill_stop_the_synchronous_standby_writes_go_on(hosts, client):
     hosts["pg1"].check_output("systemctl stop %s", UNIT)
     try:
         acked, errors = finish_writer(client, "/root/sync.log")
-        assert [t for _, t in acked if t > stopped_at + 5], "writes stopped with the synchronous standby: %s" % errors[-5:]
+        assert [at for _ident, at in acked if at > stopped_at + 5], "writes stopped with the synchronous standby: %s" % errors[-5:]
         assert sql(hosts[primary], "SHOW synchronous_standby_names", db="postgres") == ""
         assert all_on(hosts[primary], acked) == len(acked)
         report("synchronous standby stopped -> longest write pause", longest_pause(acked, stopped_at),
@@ -181,7 +181,7 @@ def test_drill_etcd_losses(hosts, client):
     try:
         acked, errors = finish_writer(client, "/root/etcd.log")
         assert leader(hosts) == primary
-        assert [t for _, t in acked if t > quorum_lost + 25], "writes stopped without etcd's quorum: %s" % errors[-5:]
+        assert [at for _ident, at in acked if at > quorum_lost + 25], "writes stopped without etcd's quorum: %s" % errors[-5:]
         assert all_on(hosts[primary], acked) == len(acked)
         report("etcd: one member, then a quorum lost -> longest write pause", longest_pause(acked, one_down),
                "failsafe_mode; %d acknowledged writes" % len(acked))

@@ -92,7 +92,7 @@ def test_failover_drill_keeps_acknowledged_writes(host):
 
 
 def test_client_writes_resume_when_a_host_with_two_primaries_stops(installed_clients, ca_file, secrets, tmp_path,
-                                                                    capsys):
+                                                                   capsys):
     """A host that serves 2 of the 6 primaries stops answering (every redis-server on it gets
     SIGSTOP: a hung VM keeps its TCP connections open, unlike a crash). An application writing
     through redis-py's RedisCluster, to every shard in turn, waits until the cluster has failed

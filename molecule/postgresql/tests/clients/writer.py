@@ -1,9 +1,8 @@
-#!/usr/bin/python3
 """A client that writes through the read-write endpoint for a while, one transaction at a time, and
 logs what it saw: "ok <id> <time>" only after COMMIT returned (an acknowledged write), "err <time>
 <message>" for a failed attempt. Used by the failover drills (test_50_failover_drill.py).
 
-    writer.py SECONDS LOGFILE CONNINFO
+    python3 writer.py SECONDS LOGFILE CONNINFO
 The password comes from ~/.pgpass, never from the command line.
 """
 

@@ -123,7 +123,7 @@ def main():
     for tag, writes in written.items():
         for i in range(0, len(writes), 500):
             chunk = writes[i:i + 500]
-            keys = ["ai:failover:{%s}:%d" % (tag, k) for k, _ in chunk]
+            keys = ["ai:failover:{%s}:%d" % (tag, k) for k, _value in chunk]
             values = retried(lambda keys=keys: cluster.mget(keys))  # one slot: one MGET
             for (k, confirmed), key, value in zip(chunk, keys, values):
                 if text(value) != str(k):
@@ -136,7 +136,7 @@ def main():
     print(json.dumps({
         "version": redis.__version__,
         "accepted": sum(len(w) for w in written.values()),
-        "confirmed": sum(1 for w in written.values() for _, c in w if c),
+        "confirmed": sum(1 for w in written.values() for _key, c in w if c),
         "shard_gaps": shard_gaps,
         "stalls": stalls,
         "errors": errors,
