@@ -873,14 +873,20 @@ print(next(f"b{i}" for i in range(100000) if any(lo <= slot(f"b{i}".encode()) <=
 EOF
 }
 
+# The Redis settings both Redis steps use, as the inventory gives them (JSON): the application user
+# and its password, the administrator and theirs, the first instance's port, the TLS directory.
+redis_settings() {
+  render "$REDIS_HOST" "{'user': redis_users[0].name, 'password': redis_users[0].password,
+    'admin': redis_admin_user | default('$(role_default redis redis_admin_user)'), 'admin_password': redis_admin_password,
+    'port': redis_base_port | default($(role_default redis redis_base_port)),
+    'tls_dir': redis_tls_dir | default('$(role_default redis redis_tls_dir)')}"
+}
+
 step_redis() {
   local json user pass base tls_dir ip node port r v cmd out
   local -a tls ours plain
   declare -A RPS=()
-  json=$(render "$REDIS_HOST" "{'user': redis_users[0].name, 'password': redis_users[0].password,
-    'admin': redis_admin_user | default('$(role_default redis redis_admin_user)'), 'admin_password': redis_admin_password,
-    'port': redis_base_port | default($(role_default redis redis_base_port)),
-    'tls_dir': redis_tls_dir | default('$(role_default redis redis_tls_dir)')}")
+  json=$(redis_settings)
   user=$(json_get "$json" user)
   pass=$(json_get "$json" password)
   base=$(json_get "$json" port)
@@ -1005,10 +1011,7 @@ step_redisfailover() {
   local json h c ip nodes entry="" stopped_ip tags="" line tag py socket_timeout=1 timeout_ms port args
   local paused_at continued_at switch_at written_at failed_over=true
   declare -A C_OF_IP=()
-  json=$(render "$REDIS_HOST" "{'user': redis_users[0].name, 'password': redis_users[0].password,
-    'admin': redis_admin_user | default('$(role_default redis redis_admin_user)'), 'admin_password': redis_admin_password,
-    'port': redis_base_port | default($(role_default redis redis_base_port)),
-    'tls_dir': redis_tls_dir | default('$(role_default redis redis_tls_dir)')}")
+  json=$(redis_settings)
   RF_ADMIN=$(json_get "$json" admin)
   RF_ADMIN_PASSWORD=$(json_get "$json" admin_password)
   RF_TLS_DIR=$(json_get "$json" tls_dir)
