@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -33,10 +34,14 @@ FIGURES = []
 @pytest.fixture(scope="module")
 def client():
     host = testinfra.get_host(f"ansible://pg-client?ansible_inventory={INVENTORY}")
-    password = "molecule-only-app-service"
-    host.run("install -m 0600 /dev/stdin /root/.pgpass <<'EOF'\n*:5000:appdb:app_service:%s\nEOF" % password)
-    with open(WRITER, encoding="utf-8") as source:
-        host.run("install -m 0644 /dev/stdin /root/writer.py <<'EOF'\n%s\nEOF" % source.read())
+    # The password goes in a file copied into the container: never on a command line.
+    with tempfile.TemporaryDirectory() as scratch:
+        pgpass = os.path.join(scratch, "pgpass")
+        with open(os.open(pgpass, os.O_WRONLY | os.O_CREAT, 0o600), "w", encoding="utf-8") as out:
+            out.write("*:5000:appdb:app_service:molecule-only-app-service\n")
+        subprocess.run(["docker", "cp", pgpass, "pg-client:/root/.pgpass"], check=True, capture_output=True)
+    subprocess.run(["docker", "cp", WRITER, "pg-client:/root/writer.py"], check=True, capture_output=True)
+    host.check_output("chown root:root /root/.pgpass /root/writer.py && chmod 0600 /root/.pgpass")
     return host
 
 
