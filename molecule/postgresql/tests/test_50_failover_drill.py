@@ -28,6 +28,8 @@ CA = "/etc/ssl/certs/onprem-postgresql-ca.crt"
 # The three endpoints; verify-ca: the endpoint's address is not the name in the server's certificate.
 CONNINFO = ("host=%s port=5000 dbname=appdb user=app_service sslmode=verify-ca sslrootcert=%s connect_timeout=2 "
             "target_session_attrs=read-write" % (",".join(ADDRESSES.values()), CA))
+# In the schema app_service's search_path names (molecule.yml): the writer inserts into "drill_writes".
+TABLE = "app_schema.drill_writes"
 FIGURES = []
 
 
@@ -81,7 +83,7 @@ def longest_pause(acked, after: float) -> float:
 
 def all_on(host, acked) -> int:
     ids = ",".join(str(ident) for ident, _at in acked)
-    return int(sql(host, "SELECT count(*) FROM drill_writes WHERE id IN (%s)" % ids))
+    return int(sql(host, "SELECT count(*) FROM %s WHERE id IN (%s)" % (TABLE, ids)))
 
 
 def report(name: str, seconds: float, detail: str):
@@ -92,8 +94,8 @@ def report(name: str, seconds: float, detail: str):
 def test_drill_kill_the_primary_while_a_client_writes(hosts, client):
     primary = leader(hosts)
     assert primary == "pg1"
-    sql(hosts[primary], "CREATE TABLE IF NOT EXISTS drill_writes (id int PRIMARY KEY, at timestamptz DEFAULT now())")
-    sql(hosts[primary], "GRANT SELECT, INSERT ON drill_writes TO app_service")
+    sql(hosts[primary], "CREATE TABLE IF NOT EXISTS %s (id int PRIMARY KEY, at timestamptz DEFAULT now())" % TABLE)
+    sql(hosts[primary], "GRANT SELECT, INSERT ON %s TO app_service" % TABLE)
     start_writer(client, 75, "/root/kill.log")
     time.sleep(5)
     killed_at = time.time()
