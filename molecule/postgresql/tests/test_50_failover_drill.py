@@ -7,7 +7,7 @@ endpoint (HAProxy, port 5000, on every server; libpq's multi-host list of the th
   2. the synchronous standby stops: writes go on (synchronous_mode_strict is off);
   3. a planned switchover with playbooks/promote.yml;
   4. one etcd member stops: nothing changes; a quorum of them stops: the primary keeps serving.
-The client-observed times are printed (pytest -s, or the "drill:" lines of the verify log).
+The client-observed times are printed as the "drill:" lines of the verify log.
 """
 
 from __future__ import annotations
@@ -88,12 +88,14 @@ def all_on(host, acked) -> int:
     return int(sql(host, "SELECT count(*) FROM %s WHERE id IN (%s)" % (TABLE, ids)))
 
 
-def report(name: str, seconds: float, detail: str):
+def report(capsys, name: str, seconds: float, detail: str):
+    """Printed past pytest's capture, so that the verify log shows it for a passing test too."""
     FIGURES.append((name, seconds))
-    print("drill: %s: %.1f s (%s)" % (name, seconds, detail))
+    with capsys.disabled():
+        print("\ndrill: %s: %.1f s (%s)" % (name, seconds, detail))
 
 
-def test_drill_kill_the_primary_while_a_client_writes(hosts, client):
+def test_drill_kill_the_primary_while_a_client_writes(hosts, client, capsys):
     primary = leader(hosts)
     assert primary == "pg1"
     sql(hosts[primary], "CREATE TABLE IF NOT EXISTS %s (id int PRIMARY KEY, at timestamptz DEFAULT now())" % TABLE)
@@ -112,7 +114,7 @@ def test_drill_kill_the_primary_while_a_client_writes(hosts, client):
     # every acknowledged commit is on the new primary
     assert all_on(hosts[new], acked) == len(acked), "acknowledged writes lost"
     # The client's outage: from its last write acknowledged before the kill to its first one after.
-    report("primary killed -> writes accepted again through the endpoint", longest_pause(acked, killed_at),
+    report(capsys, "primary killed -> writes accepted again through the endpoint", longest_pause(acked, killed_at),
            "%d acknowledged writes, 0 lost, %d failed attempts; target 30 s" % (len(acked), len(errors)))
 
     # pg1 comes back: Patroni rejoins it as a replica of pg2 (pg_rewind), with nobody running anything.
@@ -124,10 +126,10 @@ def test_drill_kill_the_primary_while_a_client_writes(hosts, client):
                       timeout=180, interval=3), pg1.run("journalctl -u %s -n 30 --no-pager", UNIT).stdout
     assert sql(pg1, "SELECT pg_is_in_recovery()") == "t"
     assert wait_until(lambda: all_on(pg1, acked) == len(acked), timeout=30)
-    report("old primary back as a replica after its container started", time.time() - started, "Patroni, pg_rewind")
+    report(capsys, "old primary back as a replica after its container started", time.time() - started, "Patroni, pg_rewind")
 
 
-def test_drill_stop_the_synchronous_standby_writes_go_on(hosts, client):
+def test_drill_stop_the_synchronous_standby_writes_go_on(hosts, client, capsys):
     primary = leader(hosts)
     assert primary == "pg2"
     # pg1 is the synchronous standby again (pg3 is marked asynchronous: never synchronous)
@@ -142,7 +144,7 @@ def test_drill_stop_the_synchronous_standby_writes_go_on(hosts, client):
         assert [at for _ident, at in acked if at > stopped_at + 5], "writes stopped with the synchronous standby: %s" % errors[-5:]
         assert sql(hosts[primary], "SHOW synchronous_standby_names", db="postgres") == ""
         assert all_on(hosts[primary], acked) == len(acked)
-        report("synchronous standby stopped -> longest write pause", longest_pause(acked, stopped_at),
+        report(capsys, "synchronous standby stopped -> longest write pause", longest_pause(acked, stopped_at),
                "non-strict synchronous mode, %d acknowledged writes" % len(acked))
     finally:
         hosts["pg1"].check_output("systemctl start %s", UNIT)
@@ -150,7 +152,7 @@ def test_drill_stop_the_synchronous_standby_writes_go_on(hosts, client):
                       timeout=90, interval=2)
 
 
-def test_drill_planned_switchover_with_promote_yml(hosts, client, ansible_playbook):
+def test_drill_planned_switchover_with_promote_yml(hosts, client, ansible_playbook, capsys):
     start_writer(client, hosts, 40, "/root/switch.log")
     time.sleep(3)
     begun = time.time()
@@ -160,7 +162,7 @@ def test_drill_planned_switchover_with_promote_yml(hosts, client, ansible_playbo
     acked, _errors = finish_writer(client, "/root/switch.log")
     assert leader(hosts) == "pg1"
     assert all_on(hosts["pg1"], acked) == len(acked)
-    report("planned switchover (promote.yml) -> longest write pause", longest_pause(acked, begun), "target 10 s")
+    report(capsys, "planned switchover (promote.yml) -> longest write pause", longest_pause(acked, begun), "target 10 s")
     # pg2 follows pg1 and is its synchronous standby
     assert wait_until(lambda: sql(hosts["pg1"], "SHOW synchronous_standby_names", db="postgres") == "pg2", timeout=60)
 
@@ -177,7 +179,7 @@ def test_promote_refuses_the_primary_itself(ansible_playbook):
     assert "pg1 is the primary already" in out, out[-3000:]
 
 
-def test_drill_etcd_losses(hosts, client):
+def test_drill_etcd_losses(hosts, client, capsys):
     """One etcd member down: nothing changes. Two of three (no quorum): Patroni's failsafe mode keeps
     the primary, which every member still sees, serving."""
     primary = leader(hosts)
@@ -193,7 +195,7 @@ def test_drill_etcd_losses(hosts, client):
         assert leader(hosts) == primary
         assert [at for _ident, at in acked if at > quorum_lost + 25], "writes stopped without etcd's quorum: %s" % errors[-5:]
         assert all_on(hosts[primary], acked) == len(acked)
-        report("etcd: one member, then a quorum lost -> longest write pause", longest_pause(acked, one_down),
+        report(capsys, "etcd: one member, then a quorum lost -> longest write pause", longest_pause(acked, one_down),
                "failsafe_mode; %d acknowledged writes" % len(acked))
     finally:
         hosts["pg2"].run("systemctl start etcd")
