@@ -812,6 +812,9 @@ step_pgfailover() {
   row "PostgreSQL old primary streaming again" "$streamed_s s" "" "from docker start of $PG_HOST's container; Patroni rejoins it (pg_rewind when needed), nobody runs anything"
   # (b) back to the original primary with promote.yml, while the client writes.
   pgf_wait 120 pgf_sync "${HOST_C[$new]}" "$PG_HOST" || die "pgfailover: $PG_HOST did not become $new's synchronous standby within 120 s"
+  # The writer numbers its rows from 1: the kill run's rows go first (else its first ~200 attempts
+  # fail on duplicate keys and count as a pause).
+  pgf_sql "${HOST_C[$new]}" "TRUNCATE $PGF_TABLE" "$PGF_DB" >/dev/null
   pgf_start switch 150
   sleep 3
   log "pgfailover: playbooks/promote.yml -e promote_target=$PG_HOST (log: $WORK/pgfailover-promote.log)"
