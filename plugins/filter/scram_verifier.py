@@ -1,0 +1,1 @@
+../../filter_plugins/scram_verifier.py
