@@ -200,6 +200,59 @@ def test_pg_stat_statements_records_a_query(server, client, passwords):
 
 # --- network access -----------------------------------------------------------------------
 
+def _secrets(server_vars) -> dict[str, str]:
+    """Every password the inventory gives the PostgreSQL roles, by where it comes from."""
+    found = {"postgresql_users[%s]" % u["name"]: u["password"] for u in server_vars["postgresql_users"] if u.get("password")}
+    found.update({"pg_schema_users[%s]" % u["name"]: u["password"]
+                  for u in server_vars.get("pg_schema_users", []) if u.get("password")})
+    for name in ("postgresql_replication_password", "postgresql_rewind_password", "postgresql_patroni_rest_password",
+                 "exporters_postgres_password"):
+        if server_vars.get(name):
+            found[name] = server_vars[name]
+    return found
+
+
+def test_no_password_in_the_log_or_pg_stat_statements(server, server_vars):
+    """Role DDL carries SCRAM verifiers: the log (log_statement = ddl) records the statements that
+    created the roles, but neither it nor pg_stat_statements (read by pg_monitor) holds a password."""
+    secrets = _secrets(server_vars)
+    assert len(secrets) >= 8, sorted(secrets)
+    log = server.run("sudo sh -c 'cat %s/*'", server_vars["postgresql_log_directory"])
+    assert log.rc == 0, log.stderr
+    # the statements are there (the check below looks where they are), with a verifier
+    created = re.findall(r"(?:CREATE|ALTER) (?:USER|ROLE) \S+ .*PASSWORD '(\S+?)'", log.stdout)
+    assert len(created) >= 5, log.stdout[-2000:]
+    assert all(v.startswith("SCRAM-SHA-256$4096:") for v in created), created
+    statements = sql(server, "SELECT string_agg(query, E'\\n') FROM pg_stat_statements", db="appdb")
+    assert "SELECT" in statements  # the view answers and holds queries
+    for where, secret in secrets.items():
+        for text in (secret, secret.replace("\\", "\\\\")):
+            assert text not in log.stdout, "%s is in the PostgreSQL log" % where
+            assert text not in statements, "%s is in pg_stat_statements" % where
+
+
+def test_pgaudit_records_ddl_and_grants_but_not_reads(server, server_vars):
+    """Seed 003's audit log: pgaudit (postgresql_pgaudit_log [ddl, role], the scenario's default)
+    writes an AUDIT line with the object's name for a CREATE TABLE and a GRANT, none for a SELECT."""
+    assert sql(server, "SHOW pgaudit.log") == "ddl,role"
+    table = "audit_probe_" + uuid.uuid4().hex[:8]
+    sql(server, f"CREATE TABLE public.{table} (id int); GRANT SELECT ON public.{table} TO app_reader; "
+                f"SELECT count(*) FROM public.{table}; DROP TABLE public.{table}", db="appdb")
+    log_dir = server_vars["postgresql_log_directory"]
+
+    def audit_lines():
+        found = server.run("sudo sh -c 'cat %s/*' | grep -F %s | grep -F AUDIT:", log_dir, table)
+        return found.stdout.splitlines()
+
+    assert wait_until(lambda: len(audit_lines()) >= 3, 10), audit_lines()
+    lines = audit_lines()
+    # AUDIT: SESSION,<statement>,<substatement>,<class>,<command>,<object type>,<object name>,<statement>
+    assert any(re.search(rf"AUDIT: SESSION,\d+,\d+,DDL,CREATE TABLE,TABLE,public\.{table},", line) for line in lines), lines
+    assert any(re.search(r"AUDIT: SESSION,\d+,\d+,ROLE,GRANT,", line) for line in lines), lines
+    assert any(re.search(r"AUDIT: SESSION,\d+,\d+,DDL,DROP TABLE,", line) for line in lines), lines
+    assert not [line for line in lines if ",READ,SELECT," in line], lines
+
+
 def test_listed_client_connects_with_tls_and_scram(client, passwords):
     # channel_binding=require only succeeds with SCRAM-SHA-256-PLUS, i.e. scram over TLS
     result = remote(client, "app_service", passwords["app_service"],
