@@ -12,6 +12,7 @@ next run restarts it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from datetime import datetime
@@ -307,3 +308,79 @@ def test_an_instance_that_cannot_come_back_fails_the_run_with_its_reason(ansible
 
 def _log_time(text: str) -> datetime:
     return datetime.strptime(text, "%d %b %Y %H:%M:%S.%f")
+
+
+# --- The administrator password: out of process lists, rolled out without a restart ------------
+ROTATED_ADMIN = "molecule-admin-rotated-0009"
+PS_WATCH = ("nohup sh -c 'end=$(($(date +%s)+900)); while [ ! -e /tmp/ps-stop ] && [ $(date +%s) -lt $end ];"
+            " do ps -eo args >> /tmp/ps-capture; sleep 0.05; done' > /dev/null 2>&1 &")
+
+
+def _admin_answer(host, password: str, port: int) -> str:
+    """PING as the administrator, the password given the way the role gives it (stdin, --askpass)."""
+    result = host.run("printf '%%s\\n' %s | redis-cli --tls --cacert %s --user admin --askpass -h 127.0.0.1 -p %s PING 2>&1",
+                      password, CA, str(port))
+    return result.stdout.strip()
+
+
+def test_admin_password_rotation_keeps_it_out_of_ps_and_refuses_the_old_one(ansible_playbook, hosts):
+    """A new redis_admin_password on a running cluster: the run authenticates with the password the
+    instances hold, every instance then accepts only the new one, nothing restarts, and no process
+    list of the run (polled every 50 ms on every host) shows either password."""
+    old = hosts["redis-1"].ansible.get_variables()["redis_admin_password"]
+    pids = {(name, port): host.check_output("systemctl show -P MainPID redis-server@%s", str(port))
+            for name, host in hosts.items() for port in PORTS}
+    for host in hosts.values():
+        host.run_expect([0], "rm -f /tmp/ps-stop /tmp/ps-capture && " + PS_WATCH)
+    try:
+        converge(ansible_playbook, {"redis_admin_password": ROTATED_ADMIN})
+    finally:
+        captures = {}
+        for name, host in hosts.items():
+            host.run("touch /tmp/ps-stop; sleep 0.2")
+            captures[name] = host.run("cat /tmp/ps-capture").stdout
+    for name, capture in captures.items():
+        # the watcher saw the run's module processes, so it would have seen a password beside them
+        assert "AnsiballZ_command.py" in capture or "/usr/bin/python3" in capture, capture[-2000:]
+        assert old not in capture, "the old administrator password showed in ps on %s" % name
+        assert ROTATED_ADMIN not in capture, "the new administrator password showed in ps on %s" % name
+    for name, host in hosts.items():
+        for port in PORTS:
+            assert _admin_answer(host, ROTATED_ADMIN, port) == "PONG", (name, port)
+            refused = _admin_answer(host, old, port)
+            assert "WRONGPASS invalid username-password pair" in refused, (name, port, refused)
+            # one password left for the user, the new one's SHA-256 (worked out here)
+            user = host.run("printf '%%s\\n' %s | redis-cli --tls --cacert %s --user admin --askpass -h 127.0.0.1 -p %s"
+                            " ACL GETUSER admin", ROTATED_ADMIN, CA, str(port)).stdout.split()
+            passwords = user[user.index("passwords") + 1:user.index("commands")]
+            assert passwords == [hashlib.sha256(ROTATED_ADMIN.encode()).hexdigest()], (name, port, passwords)
+            assert host.check_output("systemctl show -P MainPID redis-server@%s", str(port)) == pids[(name, port)]
+        record = host.file("/etc/redis/admin.secret")
+        assert (record.user, record.group, record.mode) == ("root", "root", 0o600)
+
+    # and back to the inventory's password, the same way (the later tests use it)
+    converge(ansible_playbook)
+    for name, host in hosts.items():
+        for port in PORTS:
+            assert _admin_answer(host, old, port) == "PONG", (name, port)
+            assert "WRONGPASS" in _admin_answer(host, ROTATED_ADMIN, port), (name, port)
+
+
+def test_monitoring_user_cannot_read_secrets_or_data(hosts):
+    """The exporter's user reads INFO and the cluster's state, but not the configuration (masterauth
+    holds the replication password) nor any key; ACL DRYRUN is the server's own permission check."""
+    password = hosts["redis-1"].ansible.get_variables()["redis_admin_password"]
+    checks = ["CONFIG GET masterauth", "CONFIG GET *", "GET ai:x", "PSYNC ? -1", "ACL LIST", "INFO", "CLUSTER INFO"]
+    lines = " ".join(_q(line) for line in [password] + ["ACL DRYRUN monitor " + c for c in checks])
+    answers = hosts["redis-1"].run(
+        "printf '%s\\n' " + lines + " | redis-cli --tls --cacert " + CA + " --user admin --askpass -h 127.0.0.1 -p 6380"
+    ).stdout.replace("\r", "").splitlines()
+    assert answers == [
+        "This user has no permissions to run the 'config|get' command",
+        "This user has no permissions to run the 'config|get' command",
+        "This user has no permissions to run the 'get' command",
+        "This user has no permissions to run the 'psync' command",
+        "This user has no permissions to run the 'acl|list' command",
+        "OK",
+        "OK",
+    ], answers
