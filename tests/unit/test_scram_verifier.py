@@ -38,11 +38,14 @@ def test_same_verifier_as_postgresql_for_the_same_salt(password):
     assert sv._verifier(sv._saslprep(password), salt, 4096) == expected
 
 
+def salt(verifier):
+    return verifier.split("$")[1].split(":")[1]
+
+
 def test_salt_comes_from_the_role_not_the_password():
     one = sv.scram_verifier("pencil", "app")
     other_password = sv.scram_verifier("crayon", "app")
     other_role = sv.scram_verifier("pencil", "report")
-    salt = lambda v: v.split("$")[1].split(":")[1]  # noqa: E731
     assert salt(one) == salt(other_password) != salt(other_role)
     assert base64.b64decode(salt(one)) == hashlib.sha256(b"onprem.datastores:app").digest()[:16]
     assert one == sv.scram_verifier("pencil", "app")  # stable across runs

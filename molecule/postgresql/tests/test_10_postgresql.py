@@ -253,6 +253,26 @@ def test_pgaudit_records_ddl_and_grants_but_not_reads(server, server_vars):
     assert not [line for line in lines if ",READ,SELECT," in line], lines
 
 
+# OpenSSL's own floor lowered (SECLEVEL=0 allows TLS 1.0/1.1 and their SHA-1 signatures), so that
+# the client really offers TLS 1.1 and only the server can refuse it; without it Debian 12's
+# OpenSSL refuses TLS 1.1 itself and the check passes whatever the server allows.
+PG_S_CLIENT = ("echo | timeout 10 openssl s_client -starttls postgres -connect pg1:5432 -CAfile %s"
+               " -cipher DEFAULT:@SECLEVEL=0 %s")
+
+
+def test_tls_1_1_is_refused_by_the_server_and_1_2_accepted(server, client, server_vars):
+    old = client.run(PG_S_CLIENT % (CA_ON_CLIENT, "-tls1_1"))
+    assert old.rc == 1 and "Cipher is (NONE)" in old.stdout, old.stdout
+    # the server's alert 70 (protocol_version), not the client's "no protocols available"
+    assert "tlsv1 alert protocol version" in old.stderr and "SSL alert number 70" in old.stderr, old.stderr
+    log_dir = server_vars["postgresql_log_directory"]
+    assert wait_until(lambda: server.run(
+        "sudo sh -c 'cat %s/*' | grep -c 'could not accept SSL connection: unsupported protocol'", log_dir
+    ).stdout.strip() not in ("", "0"), 10)
+    new = client.run(PG_S_CLIENT % (CA_ON_CLIENT, "-tls1_2"))
+    assert "New, TLSv1.2, Cipher is " in new.stdout and "Verify return code: 0 (ok)" in new.stdout, new.stdout + new.stderr
+
+
 def test_listed_client_connects_with_tls_and_scram(client, passwords):
     # channel_binding=require only succeeds with SCRAM-SHA-256-PLUS, i.e. scram over TLS
     result = remote(client, "app_service", passwords["app_service"],

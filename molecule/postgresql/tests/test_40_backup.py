@@ -140,6 +140,19 @@ def test_the_tls_server_lets_in_only_the_authorised_certificate_names(host, repo
     assert status["message"].startswith("[ServiceError] TLS error ") and "tlsv1 alert unknown ca" in status["message"], status
 
 
+def test_the_tls_server_refuses_tls_1_1(host):
+    """pgBackRest's server, offered TLS 1.1 for real (SECLEVEL=0 lowers the client's own floor),
+    answers with alert 70 (protocol_version); TLS 1.2 with pg1's client certificate is let in."""
+    tls = "/etc/pgbackrest/tls"
+    s_client = (f"echo | timeout 10 openssl s_client -connect backup-repo:8432 -CAfile {tls}/ca.crt"
+                f" -cert {tls}/pgbackrest.crt -key {tls}/pgbackrest.key -cipher DEFAULT:@SECLEVEL=0 {{}}")
+    old = host.run(s_client.format("-tls1_1"))
+    assert old.rc == 1 and "Cipher is (NONE)" in old.stdout, old.stdout
+    assert "tlsv1 alert protocol version" in old.stderr and "SSL alert number 70" in old.stderr, old.stderr
+    new = host.run(s_client.format("-tls1_2"))
+    assert "New, TLSv1.2, Cipher is " in new.stdout and "Verify return code: 0 (ok)" in new.stdout, new.stdout + new.stderr
+
+
 def test_archive_holds_the_wal_since_the_last_full_backup(host, repo):
     last = switch_and_wait_archived(host)
     full = [b for b in info(host)["backup"] if b["type"] == "full"][-1]
