@@ -21,6 +21,7 @@ from conftest import recap_changed, wait_until
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 CA_ON_CLIENT = "/etc/ssl/certs/onprem-postgresql-ca.crt"
+LOG_DIR = "/var/log/postgresql/15-main"  # the role's postgresql_log_directory for 15/main
 RELOAD_HANDLER = "RUNNING HANDLER [onprem.datastores.postgresql : Reload PostgreSQL (Patroni)]"
 RESTART_HANDLER = "RUNNING HANDLER [onprem.datastores.postgresql : Restart PostgreSQL (Patroni)]"
 
@@ -144,7 +145,7 @@ def test_every_tuned_setting_is_what_pgtune_prints_for_the_plan(server, server_v
     ("ssl", "on"),
     ("ssl_min_protocol_version", "TLSv1.2"),
     ("listen_addresses", "*"),
-    ("shared_preload_libraries", "pg_stat_statements"),
+    ("shared_preload_libraries", "pg_stat_statements,pgaudit"),
     ("pg_stat_statements.track", "all"),
     ("log_min_duration_statement", "1s"),
     ("log_statement", "ddl"),
@@ -217,7 +218,7 @@ def test_no_password_in_the_log_or_pg_stat_statements(server, server_vars):
     created the roles, but neither it nor pg_stat_statements (read by pg_monitor) holds a password."""
     secrets = _secrets(server_vars)
     assert len(secrets) >= 8, sorted(secrets)
-    log = server.run("sudo sh -c 'cat %s/*'", server_vars["postgresql_log_directory"])
+    log = server.run("sudo sh -c 'cat %s/*'", LOG_DIR)
     assert log.rc == 0, log.stderr
     # the statements are there (the check below looks where they are), with a verifier
     created = re.findall(r"(?:CREATE|ALTER) (?:USER|ROLE) \S+ .*PASSWORD '(\S+?)'", log.stdout)
@@ -231,17 +232,15 @@ def test_no_password_in_the_log_or_pg_stat_statements(server, server_vars):
             assert text not in statements, "%s is in pg_stat_statements" % where
 
 
-def test_pgaudit_records_ddl_and_grants_but_not_reads(server, server_vars):
+def test_pgaudit_records_ddl_and_grants_but_not_reads(server):
     """Seed 003's audit log: pgaudit (postgresql_pgaudit_log [ddl, role], the scenario's default)
     writes an AUDIT line with the object's name for a CREATE TABLE and a GRANT, none for a SELECT."""
     assert sql(server, "SHOW pgaudit.log") == "ddl,role"
     table = "audit_probe_" + uuid.uuid4().hex[:8]
     sql(server, f"CREATE TABLE public.{table} (id int); GRANT SELECT ON public.{table} TO app_reader; "
                 f"SELECT count(*) FROM public.{table}; DROP TABLE public.{table}", db="appdb")
-    log_dir = server_vars["postgresql_log_directory"]
-
     def audit_lines():
-        found = server.run("sudo sh -c 'cat %s/*' | grep -F %s | grep -F AUDIT:", log_dir, table)
+        found = server.run("sudo sh -c 'cat %s/*' | grep -F %s | grep -F AUDIT:", LOG_DIR, table)
         return found.stdout.splitlines()
 
     assert wait_until(lambda: len(audit_lines()) >= 3, 10), audit_lines()
@@ -260,14 +259,13 @@ PG_S_CLIENT = ("echo | timeout 10 openssl s_client -starttls postgres -connect p
                " -cipher DEFAULT:@SECLEVEL=0 %s")
 
 
-def test_tls_1_1_is_refused_by_the_server_and_1_2_accepted(server, client, server_vars):
+def test_tls_1_1_is_refused_by_the_server_and_1_2_accepted(server, client):
     old = client.run(PG_S_CLIENT % (CA_ON_CLIENT, "-tls1_1"))
     assert old.rc == 1 and "Cipher is (NONE)" in old.stdout, old.stdout
     # the server's alert 70 (protocol_version), not the client's "no protocols available"
     assert "tlsv1 alert protocol version" in old.stderr and "SSL alert number 70" in old.stderr, old.stderr
-    log_dir = server_vars["postgresql_log_directory"]
     assert wait_until(lambda: server.run(
-        "sudo sh -c 'cat %s/*' | grep -c 'could not accept SSL connection: unsupported protocol'", log_dir
+        "sudo sh -c 'cat %s/*' | grep -c 'could not accept SSL connection: unsupported protocol'", LOG_DIR
     ).stdout.strip() not in ("", "0"), 10)
     new = client.run(PG_S_CLIENT % (CA_ON_CLIENT, "-tls1_2"))
     assert "New, TLSv1.2, Cipher is " in new.stdout and "Verify return code: 0 (ok)" in new.stdout, new.stdout + new.stderr
@@ -385,6 +383,8 @@ def test_bad_input_fails_before_anything_changes(ansible_playbook, server):
         ({"postgresql_shared_preload_libraries": ["pg_stat_statements", "pg_no_such_library"]},
          "names pg_no_such_library, not found in /usr/lib/postgresql/15/lib"),
         ({"postgresql_port": 70000}, "postgresql_port must be a TCP port from 1 to 65535; got 70000"),
+        ({"postgresql_pgaudit_log": ["ddl", "everything"]},
+         "postgresql_pgaudit_log must be one or more of: read, write, function, role, ddl, misc, misc_set, all"),
     ]
     started = start_time(server)
     with ThreadPoolExecutor(max_workers=len(cases)) as pool:
