@@ -118,11 +118,12 @@ def test_the_tls_server_lets_in_only_the_authorised_certificate_names(host, repo
     tls = "/etc/pgbackrest/tls"
     # The way a refusal is told from a success below: pg1's own certificate is let in.
     assert '"status":{"code":0' in pgbackrest(host, "--output=json", "info")
-    # The repository host's own certificate is from the same CA, but its name is not authorised
-    # on its own server (only the PostgreSQL servers are): refused.
+    # The repository host's own client certificate is from the same CA, but its name
+    # (pgbackrest@backup-repo) is not authorised on its own server (only the PostgreSQL servers'
+    # are): refused.
     own = repo.run("runuser -u pgbackrest -- pgbackrest --stanza=main --repo1-host=backup-repo --repo1-host-type=tls"
-                   f" --repo1-host-ca-file={tls}/ca.crt --repo1-host-cert-file={tls}/pgbackrest.crt"
-                   f" --repo1-host-key-file={tls}/pgbackrest.key --output=json info")
+                   f" --repo1-host-ca-file={tls}/ca.crt --repo1-host-cert-file={tls}/pgbackrest-client.crt"
+                   f" --repo1-host-key-file={tls}/pgbackrest-client.key --output=json info")
     # info reports a repository it cannot reach in its JSON (code 99) with pgBackRest's error
     # class: the server knows the certificate and refuses its name.
     status = repository_status(own)
@@ -140,12 +141,40 @@ def test_the_tls_server_lets_in_only_the_authorised_certificate_names(host, repo
     assert status["message"].startswith("[ServiceError] TLS error ") and "tlsv1 alert unknown ca" in status["message"], status
 
 
+def test_only_pgbackrest_client_certificates_reach_the_repository(host):
+    """One certificate per service and purpose: pg1's other certificates come from the same CA but
+    cannot pull backups. PostgreSQL's (server authentication only) fails the TLS handshake as a
+    client certificate; a copy of pgBackRest's own client certificate is let in."""
+    tls = "/etc/pgbackrest/tls"
+    usage = host.check_output(f"openssl x509 -in {tls}/pgbackrest-client.crt -noout -subject -ext extendedKeyUsage,subjectAltName")
+    assert "CN = pgbackrest@pg1" in usage and "TLS Web Client Authentication" in usage, usage
+    assert "Server Authentication" not in usage and "DNS:" not in usage, usage
+    server_usage = host.check_output(f"openssl x509 -in {tls}/pgbackrest.crt -noout -ext extendedKeyUsage")
+    assert "TLS Web Server Authentication" in server_usage and "Client Authentication" not in server_usage, server_usage
+
+    def info_with(cert: str, key: str) -> dict:
+        host.check_output(f"install -o postgres -m 0600 {key} /tmp/probe.key && install -o postgres -m 0644 {cert} /tmp/probe.crt")
+        try:
+            return repository_status(host.run("runuser -u postgres -- pgbackrest --stanza=main --repo1-host-cert-file=/tmp/probe.crt"
+                                              " --repo1-host-key-file=/tmp/probe.key --output=json info"))
+        finally:
+            host.run("rm -f /tmp/probe.key /tmp/probe.crt")
+
+    pg_tls = "/etc/postgresql/15/main/tls"
+    status = info_with(f"{pg_tls}/server.crt", f"{pg_tls}/server.key")
+    assert status["code"] == 99, status
+    assert status["message"].startswith("[ServiceError] TLS error ") and "unsupported certificate" in status["message"], status
+    status = info_with(f"{tls}/pgbackrest.crt", f"{tls}/pgbackrest.key")  # the server's own
+    assert status["code"] == 99 and "unsupported certificate" in status["message"], status
+    assert info_with(f"{tls}/pgbackrest-client.crt", f"{tls}/pgbackrest-client.key")["code"] == 0
+
+
 def test_the_tls_server_refuses_tls_1_1(host):
     """pgBackRest's server, offered TLS 1.1 for real (SECLEVEL=0 lowers the client's own floor),
     answers with alert 70 (protocol_version); TLS 1.2 with pg1's client certificate is let in."""
     tls = "/etc/pgbackrest/tls"
     s_client = (f"echo | timeout 10 openssl s_client -connect backup-repo:8432 -CAfile {tls}/ca.crt"
-                f" -cert {tls}/pgbackrest.crt -key {tls}/pgbackrest.key -cipher DEFAULT:@SECLEVEL=0 {{}}")
+                f" -cert {tls}/pgbackrest-client.crt -key {tls}/pgbackrest-client.key -cipher DEFAULT:@SECLEVEL=0 {{}}")
     old = host.run(s_client.format("-tls1_1"))
     assert old.rc == 1 and "Cipher is (NONE)" in old.stdout, old.stdout
     assert "tlsv1 alert protocol version" in old.stderr and "SSL alert number 70" in old.stderr, old.stderr
