@@ -207,3 +207,46 @@ def test_bad_input_fails_naming_the_variable(ansible_playbook, bad, variable):
     run = ansible_playbook("../../playbooks/monitoring.yml", bad, tags="exporters_validate,monitoring_validate")
     assert run.returncode != 0
     assert variable in run.stdout + run.stderr
+
+
+def test_the_exporters_certificate_is_a_client_certificate_only(db):
+    """The exporters' key is readable by prometheus: its certificate can only log in as the
+    exporters (client authentication, exporters@<host>, no host name), never serve TLS as site-db."""
+    text = db.check_output("openssl x509 -in /etc/prometheus/tls/exporters.crt -noout -subject -ext extendedKeyUsage,subjectAltName")
+    assert "CN = exporters@site-db" in text and "TLS Web Client Authentication" in text, text
+    assert "Server Authentication" not in text and "DNS:" not in text, text
+
+
+FETCH = r"""
+import ssl, sys, urllib.error, urllib.request
+url, ca, cert = sys.argv[1], sys.argv[2], sys.argv[3:]
+context = ssl.create_default_context(cafile=ca)
+if cert:
+    context.load_cert_chain(*cert)
+try:
+    answer = urllib.request.urlopen(url, timeout=10, context=context)
+    print("STATUS", answer.status); print(answer.read().decode())
+except urllib.error.HTTPError as error:
+    print("STATUS", error.code); print(error.read().decode())
+except Exception as error:
+    print("ERROR", repr(error))
+"""
+
+
+def test_metrics_are_served_over_tls_to_prometheus_only(host, db):
+    """The exporters' /metrics: plain HTTP gets no metrics, TLS without a client certificate is
+    refused in the handshake, and Prometheus's certificate (what it scrapes with) gets them."""
+    address = listen(db, "/etc/default/prometheus-node-exporter").rsplit(":", 1)[0]
+    scrape = "/etc/prometheus/scrape-tls"
+
+    def fetch(url, *cert):
+        return host.check_output("python3 -c %s %s %s " + " ".join(["%s"] * len(cert)), FETCH, url, f"{scrape}/ca.crt", *cert)
+
+    for port, metric in ((9100, "node_exporter_build_info"), (9187, "pg_up"), (9121, "redis_up")):
+        plain = fetch(f"http://{address}:{port}/metrics")
+        assert plain.startswith("STATUS 400") and "Client sent an HTTP request to an HTTPS server" in plain, (port, plain)
+        assert metric not in plain
+        anonymous = fetch(f"https://{address}:{port}/metrics")
+        assert anonymous.startswith("ERROR") and "certificate required" in anonymous.lower(), (port, anonymous)
+        scraped = fetch(f"https://{address}:{port}/metrics", f"{scrape}/prometheus.crt", f"{scrape}/prometheus.key")
+        assert scraped.startswith("STATUS 200") and metric in scraped, (port, scraped[:500])
