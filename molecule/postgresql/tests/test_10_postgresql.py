@@ -239,6 +239,7 @@ def test_pgaudit_records_ddl_and_grants_but_not_reads(server):
     table = "audit_probe_" + uuid.uuid4().hex[:8]
     sql(server, f"CREATE TABLE public.{table} (id int); GRANT SELECT ON public.{table} TO app_reader; "
                 f"SELECT count(*) FROM public.{table}; DROP TABLE public.{table}", db="appdb")
+
     def audit_lines():
         found = server.run("sudo sh -c 'cat %s/*' | grep -F %s | grep -F AUDIT:", LOG_DIR, table)
         return found.stdout.splitlines()
