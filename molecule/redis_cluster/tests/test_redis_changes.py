@@ -316,11 +316,17 @@ PS_WATCH = ("nohup sh -c 'end=$(($(date +%s)+900)); while [ ! -e /tmp/ps-stop ] 
             " do ps -eo args >> /tmp/ps-capture; sleep 0.05; done' > /dev/null 2>&1 &")
 
 
+def _as_admin(host, password: str, port: int, *commands: str) -> str:
+    """redis-cli as the administrator, the password given the way the role gives it: the first
+    line of stdin (--askpass), the commands after it. Its output, standard error included."""
+    lines = " ".join(_q(line) for line in (password,) + commands)
+    return host.run("printf '%s\\n' " + lines + " | redis-cli --tls --cacert " + CA
+                    + " --user admin --askpass -h 127.0.0.1 -p " + str(port) + " 2>&1").stdout.replace("\r", "")
+
+
 def _admin_answer(host, password: str, port: int) -> str:
-    """PING as the administrator, the password given the way the role gives it (stdin, --askpass)."""
-    result = host.run("printf '%%s\\n' %s | redis-cli --tls --cacert %s --user admin --askpass -h 127.0.0.1 -p %s PING 2>&1",
-                      password, CA, str(port))
-    return result.stdout.strip()
+    """PING as the administrator."""
+    return _as_admin(host, password, port, "PING").strip()
 
 
 def test_admin_password_rotation_keeps_it_out_of_ps_and_refuses_the_old_one(ansible_playbook, hosts):
@@ -353,8 +359,7 @@ def test_admin_password_rotation_keeps_it_out_of_ps_and_refuses_the_old_one(ansi
                 refused = _admin_answer(host, old, port)
                 assert "WRONGPASS invalid username-password pair" in refused, (name, port, refused)
                 # one password left for the user, the new one's SHA-256 (worked out here)
-                user = host.run("printf '%%s\\n' %s | redis-cli --tls --cacert %s --user admin --askpass -h 127.0.0.1 -p %s"
-                                " ACL GETUSER admin", ROTATED_ADMIN, CA, str(port)).stdout.split()
+                user = _as_admin(host, ROTATED_ADMIN, port, "ACL GETUSER admin").split()
                 passwords = user[user.index("passwords") + 1:user.index("commands")]
                 assert passwords == [hashlib.sha256(ROTATED_ADMIN.encode()).hexdigest()], (name, port, passwords)
                 assert host.check_output("systemctl show -P MainPID redis-server@%s", str(port)) == pids[(name, port)], \
@@ -375,10 +380,7 @@ def test_monitoring_user_cannot_read_secrets_or_data(hosts):
     holds the replication password) nor any key; ACL DRYRUN is the server's own permission check."""
     password = hosts["redis-1"].ansible.get_variables()["redis_admin_password"]
     checks = ["CONFIG GET masterauth", "CONFIG GET *", "GET ai:x", "PSYNC ? -1", "ACL LIST", "INFO", "CLUSTER INFO"]
-    lines = " ".join(_q(line) for line in [password] + ["ACL DRYRUN monitor " + c for c in checks])
-    answers = hosts["redis-1"].run(
-        "printf '%s\\n' " + lines + " | redis-cli --tls --cacert " + CA + " --user admin --askpass -h 127.0.0.1 -p 6380"
-    ).stdout.replace("\r", "").splitlines()
+    answers = _as_admin(hosts["redis-1"], password, 6380, *["ACL DRYRUN monitor " + c for c in checks]).splitlines()
     assert answers == [
         "This user has no permissions to run the 'config|get' command",
         "This user has no permissions to run the 'config|get' command",
