@@ -24,6 +24,7 @@ CA_ON_CLIENT = "/etc/ssl/certs/onprem-postgresql-ca.crt"
 LOG_DIR = "/var/log/postgresql/15-main"  # the role's postgresql_log_directory for 15/main
 RELOAD_HANDLER = "RUNNING HANDLER [onprem.datastores.postgresql : Reload PostgreSQL (Patroni)]"
 RESTART_HANDLER = "RUNNING HANDLER [onprem.datastores.postgresql : Restart PostgreSQL (Patroni)]"
+PREFLIGHT = "../../playbooks/preflight.yml"  # relative to the scenario's directory
 
 
 def _host(name: str):
@@ -369,30 +370,45 @@ def test_privileges_as_declared(client, passwords):
 
 def test_bad_input_fails_before_anything_changes(ansible_playbook, server):
     before = server.file("/etc/postgresql/15/main/conf.d/10-onprem-datastores.conf").md5sum
-    cases = [
+    # Values the role's checks refuse from the inventory alone: asked through the inventory
+    # preflight that site.yml runs first (playbooks/preflight.yml, the PostgreSQL part), which
+    # includes the role's own validate step, the one a postgresql.yml run starts with too.
+    preflight = [
         ({"postgresql_workload": "bogus"}, "postgresql_workload"),
         ({"postgresql_memory_mb": 999999}, "postgresql_memory_mb"),
         ({"postgresql_hba_entries": [{"databases": ["all"], "users": ["all"], "addresses": ["10.0.0.300/24"]}]},
          "postgresql_hba_entries"),
         ({"postgresql_users": [{"name": "nopassword"}]}, "postgresql_users[nopassword].password"),
-        ({"postgresql_parameters": {"shared_bufers": "1GB"}}, 'unrecognized configuration parameter "shared_bufers"'),
-        # Values only PostgreSQL knows to refuse: asked with postgres -C before the file is written.
-        ({"postgresql_parameters": {"work_mem": "lots"}}, 'invalid value for parameter "work_mem": "lots"'),
-        ({"postgresql_parameters": {"effective_io_concurrency": 5000}},
-         '5000 is outside the valid range for parameter "effective_io_concurrency" (0 .. 1000)'),
-        # A library that is not installed would stop the server at its next restart.
-        ({"postgresql_shared_preload_libraries": ["pg_stat_statements", "pg_no_such_library"]},
-         "names pg_no_such_library, not found in /usr/lib/postgresql/15/lib"),
-        ({"postgresql_port": 70000}, "postgresql_port must be a TCP port from 1 to 65535; got 70000"),
         ({"postgresql_pgaudit_log": ["ddl", "everything"]},
          "postgresql_pgaudit_log must be one or more of: read, write, function, role, ddl, misc, misc_set, all"),
     ]
+    # Values only the installed PostgreSQL knows to refuse (asked with postgres -C before the file
+    # is written). PostgreSQL names every value it refuses in one pass (an unknown name stops it
+    # before the values). Only the steps up to the configuration's (its tag; validate always
+    # runs), as the rest has run unchanged already.
+    configure = [
+        ({"postgresql_parameters": {"shared_bufers": "1GB"}}, ['unrecognized configuration parameter "shared_bufers"']),
+        ({"postgresql_parameters": {"work_mem": "lots", "effective_io_concurrency": 5000}},
+         ['invalid value for parameter "work_mem": "lots"',
+          '5000 is outside the valid range for parameter "effective_io_concurrency" (0 .. 1000)']),
+        # A library that is not installed would stop the server at its next restart.
+        ({"postgresql_shared_preload_libraries": ["pg_stat_statements", "pg_no_such_library"]},
+         ["names pg_no_such_library, not found in /usr/lib/postgresql/15/lib"]),
+    ]
+    # A bad port (the one that once took a primary down) through the whole partial run postgresql.yml.
+    whole = [({"postgresql_port": 70000}, ["postgresql_port must be a TCP port from 1 to 65535; got 70000"])]
+    # The long runs first, the quick preflights in the remaining worker.
+    cases = ([("converge.yml", None, case) for case in whole]
+             + [("converge.yml", "postgresql_configure", case) for case in configure]
+             + [(PREFLIGHT, "postgresql", (extra_vars, [named])) for extra_vars, named in preflight])
     started = start_time(server)
-    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
-        runs = list(pool.map(lambda case: ansible_playbook("converge.yml", case[0], limit="pg1"), cases))
-    for (extra_vars, named), run in zip(cases, runs):
-        assert run.returncode != 0, f"{extra_vars} was accepted"
-        assert named in re.sub(r"\s+", " ", run.stdout + run.stderr), run.stdout[-3000:]
+    # Two cores: three runs at a time keep the machine busy without thrashing it.
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        runs = list(pool.map(lambda c: ansible_playbook(c[0], c[2][0], limit="pg1", tags=c[1]), cases))
+    for (playbook, _tags, (extra_vars, reasons)), run in zip(cases, runs):
+        assert run.returncode != 0, f"{playbook}: {extra_vars} was accepted"
+        for reason in reasons:
+            assert reason in re.sub(r"\s+", " ", run.stdout + run.stderr), run.stdout[-3000:]
         assert recap_changed(run.stdout) == 0, changed_tasks(run.stdout)
     assert server.file("/etc/postgresql/15/main/conf.d/10-onprem-datastores.conf").md5sum == before
     assert start_time(server) == started  # never restarted to find out
