@@ -120,16 +120,27 @@ up() {
     fi
     echo "sandbox: starting $h${MEM_LIMIT[$h]:+ (memory limit ${MEM_LIMIT[$h]})}"
     docker run -d --name "$PREFIX$h" --hostname "$h" --network "$NET" --network-alias "$h" \
-      --cap-add SYS_ADMIN --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
+      --cap-add SYS_ADMIN --cap-add NET_ADMIN --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
       --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
       -v "$APT_CACHE/$h:/var/cache/apt/archives" "${mem[@]}" \
       --label "$LABEL" "$IMAGE" /lib/systemd/systemd >/dev/null
     check_memory "$h"
   done
-  # pg_hba lists the sandbox network: Docker picks its subnet, so ask Docker.
+  # pg_hba and the firewall list the sandbox network: Docker picks its subnet, so ask Docker.
   subnet=$(docker network inspect -f '{{ (index .IPAM.Config 0).Subnet }}' "$NET")
+  # Containers kept from before the firewall cannot load nftables rules (no NET_ADMIN): the run
+  # leaves the firewall out for them and says how to get it.
+  firewall=true
+  for h in $all; do
+    case "$(docker inspect -f '{{ .HostConfig.CapAdd }}' "$PREFIX$h")" in
+      *NET_ADMIN*) ;;
+      *) firewall=false ;;
+    esac
+  done
+  [ "$firewall" = true ] || echo "sandbox: kept containers without NET_ADMIN: no host firewall this time (make sandbox-down && make sandbox for it)"
   ansible-playbook -i "$INV/hosts.yml" playbooks/site.yml -e "baseline_apt_mirror=${ONPREM_APT_MIRROR:-}" \
-    -e "baseline_apt_security_mirror=${ONPREM_APT_SECURITY_MIRROR:-}" -e "sandbox_subnet=$subnet"
+    -e "baseline_apt_security_mirror=${ONPREM_APT_SECURITY_MIRROR:-}" -e "sandbox_subnet=$subnet" \
+    -e "firewall_enabled=$firewall"
   echo
   echo "sandbox: up. Shell into a host with: docker exec -it ${PREFIX}<host> bash   (hosts: ${all//$'\n'/ })"
   echo "sandbox: re-run with: make sandbox   remove with: make sandbox-down"

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Run playbooks/preflight.yml once per case, several at a time, for tests/integration/preflight.yml.
 
 Reads one JSON document on standard input: {"dir": scratch directory, "playbook": path,
