@@ -117,8 +117,8 @@ def firewall_bad_networks(values):
     bad = []
     for value in values or []:
         try:
-            ipaddress.ip_network(str(value).strip(), strict=False)
-        except ValueError:
+            _network(value, "")
+        except AnsibleFilterError:
             bad.append(value)
     return bad
 
