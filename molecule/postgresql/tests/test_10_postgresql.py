@@ -25,6 +25,7 @@ LOG_DIR = "/var/log/postgresql/15-main"  # the role's postgresql_log_directory f
 RELOAD_HANDLER = "RUNNING HANDLER [onprem.datastores.postgresql : Reload PostgreSQL (Patroni)]"
 RESTART_HANDLER = "RUNNING HANDLER [onprem.datastores.postgresql : Restart PostgreSQL (Patroni)]"
 PREFLIGHT = "../../playbooks/preflight.yml"  # relative to the scenario's directory
+PLAYBOOK = "../../playbooks/postgresql.yml"
 
 
 def _host(name: str):
@@ -415,70 +416,62 @@ def test_bad_input_fails_before_anything_changes(ansible_playbook, server):
 
 
 def test_reload_for_reloadable_settings_restart_only_when_pending(ansible_playbook, server, monkeypatch):
-    # only the configuration and service steps: the rest has its own checks
+    """Three runs of playbooks/postgresql.yml on the primary, limited to the configuration and
+    service steps (the rest has its own checks):
+    1. a reloadable setting changed: a reload, no restart;
+    2. restarts forbidden, two restart-only settings pending: shared_buffers changed in the files,
+       and max_files_per_process, set with ALTER SYSTEM, started with, then reset (what a restore
+       leaves: pg_file_settings shows it with no name, as 'cannot be changed without restarting').
+       Both are named as waiting for a restart, the reloadable one is not, and nothing restarts.
+       (That second case used to fail every run as a refused configuration, 'None'.)
+    3. restarts allowed, the inventory's values: exactly one restart, after which both settings
+       have the inventory's values."""
     monkeypatch.setenv("ANSIBLE_SKIP_TAGS", "postgresql_tls")
     tags = "postgresql_configure,postgresql_service"
     reloadable = {"postgresql_log_min_duration_statement": 750}
-    restart = dict(reloadable, postgresql_parameters={"shared_buffers": "192MB"})
-    started = start_time(server)
-    try:
-        # a reloadable setting: reload, no restart
-        run = ansible_playbook("converge.yml", reloadable, limit="pg1", tags=tags)
+
+    def run_playbook(extra_vars=None):
+        run = ansible_playbook(PLAYBOOK, extra_vars, limit="pg1", tags=tags)
         assert run.returncode == 0, run.stdout[-3000:]
+        return run
+
+    try:
+        started = start_time(server)
+        run = run_playbook(reloadable)
         assert sql(server, "SHOW log_min_duration_statement") == "750ms"
         assert RELOAD_HANDLER in run.stdout and RESTART_HANDLER not in run.stdout
         assert start_time(server) == started
 
-        # shared_buffers with restarts forbidden: reported, still pending, no restart
-        run = ansible_playbook("converge.yml", dict(restart, postgresql_restart_allowed=False),
-                               limit="pg1", tags=tags)
-        assert run.returncode == 0, run.stdout[-3000:]
-        assert "NOT restarting" in run.stdout and "shared_buffers" in run.stdout
-        assert RESTART_HANDLER not in run.stdout
-        assert sql(server, "SELECT pending_restart FROM pg_settings WHERE name = 'shared_buffers'") == "t"
-        assert start_time(server) == started
-
-        # shared_buffers with restarts allowed: exactly one restart
-        run = ansible_playbook("converge.yml", restart, limit="pg1", tags=tags)
-        assert run.returncode == 0, run.stdout[-3000:]
-        assert run.stdout.count(RESTART_HANDLER) == 1
-        assert sql(server, "SHOW shared_buffers") == "192MB"
-        assert start_time(server) != started
-    finally:
-        run = ansible_playbook("converge.yml", limit="pg1", tags=tags)
-        assert run.returncode == 0, run.stdout[-3000:]
-    assert sql(server, "SHOW shared_buffers") == "256MB"
-    assert sql(server, "SHOW log_min_duration_statement") == "1s"
-
-
-def test_a_restart_only_setting_removed_from_the_files_waits_for_a_restart(ansible_playbook, server):
-    """What a restore leaves (its recovery_target_* reset after the server started with them): a
-    restart-only setting gone from the files shows in pg_file_settings with no name, as 'parameter
-    "x" cannot be changed without restarting the server'. A run names it as waiting for a restart;
-    it used to fail every run as a refused configuration ('None'). Here max_files_per_process,
-    set with ALTER SYSTEM, started with, then reset."""
-    tags = "postgresql_configure,postgresql_service"
-    sql(server, "ALTER SYSTEM SET max_files_per_process = 1100")
-    # Patroni restarts the server (restarting the patroni unit would hand over the leader key)
-    server.check_output("patronictl -c /etc/patroni/15-main.yml restart postgresql-15-main pg1 --force")
-    try:
+        sql(server, "ALTER SYSTEM SET max_files_per_process = 1100")
+        # Patroni restarts the server (restarting the patroni unit would hand over the leader key)
+        server.check_output("patronictl -c /etc/patroni/15-main.yml restart postgresql-15-main pg1 --force")
         assert wait_until(lambda: sql(server, "SHOW max_files_per_process") == "1100", 30)
         sql(server, "ALTER SYSTEM RESET max_files_per_process")
         sql(server, "SELECT pg_reload_conf()")
         row = sql(server, "SELECT coalesce(name, '(none)') || ' | ' || error FROM pg_file_settings WHERE error IS NOT NULL")
         assert row == '(none) | parameter "max_files_per_process" cannot be changed without restarting the server', row
+        started = start_time(server)
 
-        run = ansible_playbook("converge.yml", {"postgresql_restart_allowed": False}, limit="pg1", tags=tags)
-        assert run.returncode == 0, run.stdout[-3000:]
+        run = run_playbook(dict(reloadable, postgresql_parameters={"shared_buffers": "192MB"},
+                                postgresql_restart_allowed=False))
         out = re.sub(r"\s+", " ", run.stdout)
         assert "refused its configuration" not in out
-        assert re.search(r"NOT restarting \(postgresql_restart_allowed is false\) PostgreSQL for: [^.]*max_files_per_process", out), out[-3000:]
+        waiting = re.search(r"NOT restarting \(postgresql_restart_allowed is false\) PostgreSQL for: ([^.]*)", out)
+        assert waiting, out[-3000:]
+        assert "shared_buffers" in waiting.group(1) and "max_files_per_process" in waiting.group(1), waiting.group(0)
+        assert "log_min_duration_statement" not in waiting.group(1), waiting.group(0)
+        assert RESTART_HANDLER not in run.stdout
+        assert sql(server, "SELECT pending_restart FROM pg_settings WHERE name = 'shared_buffers'") == "t"
         assert sql(server, "SHOW max_files_per_process") == "1100"
+        assert start_time(server) == started
     finally:
         sql(server, "ALTER SYSTEM RESET max_files_per_process")
-        run = ansible_playbook("converge.yml", limit="pg1", tags=tags)  # restarts for it
-    assert run.returncode == 0, run.stdout[-3000:]
+        run = run_playbook()
+    assert run.stdout.count(RESTART_HANDLER) == 1
+    assert start_time(server) != started
     assert sql(server, "SHOW max_files_per_process") == "1000"
+    assert sql(server, "SHOW shared_buffers") == "256MB"
+    assert sql(server, "SHOW log_min_duration_statement") == "1s"
 
 
 def test_check_mode_on_the_converged_host_changes_nothing(ansible_playbook):
