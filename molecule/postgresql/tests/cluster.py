@@ -16,6 +16,7 @@ ADDRESSES = {"pg1": "10.213.50.11", "pg2": "10.213.50.12", "pg3": "10.213.50.13"
 DATA_DIR = "/var/lib/postgresql/15/main"
 UNIT = "patroni@15-main"
 PG_UNIT = "postgresql@15-main"
+POSTGRESQL = "../../playbooks/postgresql.yml"  # relative to the scenario's directory
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +36,8 @@ def replication_rows(host) -> dict:
     return {row.split("|")[0]: tuple(row.split("|")[1:]) for row in out.splitlines()}
 
 
-def converge(ansible_playbook, extra_vars: dict | None = None, **kwargs):
-    run = ansible_playbook("converge.yml", extra_vars, **kwargs)
+def converge(ansible_playbook, extra_vars: dict | None = None, playbook: str = "converge.yml", **kwargs):
+    run = ansible_playbook(playbook, extra_vars, **kwargs)
     return run, run.stdout + run.stderr
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 
-from cluster import (ADDRESSES, DATA_DIR, UNIT, converge, count, hosts, playbook_check,  # noqa: F401 (hosts: a fixture)  # pylint: disable=unused-import
+from cluster import (ADDRESSES, DATA_DIR, POSTGRESQL, UNIT, converge, count, hosts, playbook_check,  # noqa: F401 (hosts: a fixture)  # pylint: disable=unused-import
                      replication_rows, sql)
 from conftest import changed_tasks, recap_changed, wait_until
 
@@ -83,12 +83,13 @@ def test_another_clusters_data_directory_is_refused_then_recloned_only_when_aske
                      DATA_DIR)
     pg3.check_output("echo precious > %s/KEEP-ME", DATA_DIR)
     try:
-        run, out = converge(ansible_playbook, limit="pg3")
+        # playbooks/postgresql.yml, not the whole converge: the backups and schemas play no part
+        run, out = converge(ansible_playbook, limit="pg3", playbook=POSTGRESQL)
         assert run.returncode != 0
         assert "belongs to another cluster" in out and "postgresql_replica_reclone=true" in out, out[-3000:]
         assert pg3.file(DATA_DIR + "/KEEP-ME").content_string == "precious\n"
 
-        run, out = converge(ansible_playbook, {"postgresql_replica_reclone": True}, limit="pg3")
+        run, out = converge(ansible_playbook, {"postgresql_replica_reclone": True}, limit="pg3", playbook=POSTGRESQL)
         assert run.returncode == 0, out[-3000:]
         moved = pg3.check_output("ls -d %s.before-reclone-*", DATA_DIR)
         assert pg3.file(moved + "/KEEP-ME").content_string == "precious\n"
