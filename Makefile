@@ -40,8 +40,14 @@ testbed: venv  ## Start a Docker engine and build the offline base image
 .PHONY: lint
 lint: venv  ## yamllint + ansible-lint (profile production, no skip list) + ansible-test sanity (no ignore file)
 	$(BIN)/yamllint --strict .
-	$(BIN)/ansible-lint --profile production
-	scripts/sanity.sh $(BIN)/python
+	@# ansible-test sanity runs beside ansible-lint: each keeps about one core busy. Its output
+	@# is printed after ansible-lint's; the target fails when either fails.
+	@log=$$(mktemp); scripts/sanity.sh $(BIN)/python >"$$log" 2>&1 & sanity=$$!; \
+	  echo "$(BIN)/ansible-lint --profile production  (scripts/sanity.sh $(BIN)/python beside it)"; \
+	  $(BIN)/ansible-lint --profile production; lint_rc=$$?; \
+	  wait $$sanity; sanity_rc=$$?; cat "$$log"; rm -f "$$log"; \
+	  echo "ansible-lint: exit $$lint_rc; scripts/sanity.sh: exit $$sanity_rc"; \
+	  [ $$lint_rc -eq 0 ] && [ $$sanity_rc -eq 0 ]
 
 .PHONY: unit
 unit: venv  ## Unit tests of the filter plugins and scripts
