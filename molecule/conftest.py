@@ -49,6 +49,14 @@ class PlaybookRun:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, env=env, cwd=self.scenario_dir)
 
 
+def inventory_host(name: str):
+    """The testinfra host of inventory host `name`, reached through the scenario's own inventory
+    (its connection, as molecule's runs use it)."""
+    import testinfra
+
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={os.environ['MOLECULE_INVENTORY_FILE']}")
+
+
 @pytest.fixture(scope="session")
 def ansible_playbook() -> PlaybookRun:
     return PlaybookRun()

@@ -9,17 +9,14 @@ _privileges) are app_*/appdb; pg_schema's seed schema has its own suite (test_20
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import testinfra
 
-from conftest import recap_changed, wait_until
+from conftest import inventory_host, recap_changed, wait_until
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 CA_ON_CLIENT = "/etc/ssl/certs/onprem-postgresql-ca.crt"
 LOG_DIR = "/var/log/postgresql/15-main"  # the role's postgresql_log_directory for 15/main
 RELOAD_HANDLER = "RUNNING HANDLER [onprem.datastores.postgresql : Reload PostgreSQL (Patroni)]"
@@ -28,23 +25,19 @@ PREFLIGHT = "../../playbooks/preflight.yml"  # relative to the scenario's direct
 PLAYBOOK = "../../playbooks/postgresql.yml"
 
 
-def _host(name: str):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
-
-
 @pytest.fixture(scope="module")
 def server():
-    return _host("pg1")
+    return inventory_host("pg1")
 
 
 @pytest.fixture(scope="module")
 def client():
-    return _host("pg-client")
+    return inventory_host("pg-client")
 
 
 @pytest.fixture(scope="module")
 def outsider():
-    return _host("pg-outsider")
+    return inventory_host("pg-outsider")
 
 
 @pytest.fixture(scope="module")

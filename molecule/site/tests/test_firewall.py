@@ -9,28 +9,24 @@ is a connection, 124 no answer at all (dropped), anything else an answer such as
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest
 import testinfra
 
+from conftest import inventory_host
+
 testinfra_hosts = ["site-mon"]
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 IMAGE = "onprem-datastores/debian12-systemd:latest"
 OUTSIDER, OUTSIDER_IP = "site-outsider", "10.213.60.200"
 DB_IP, MON_IP = "10.213.60.10", "10.213.60.11"
 DROPPED, CONNECTED = 124, 0
 
 
-def _host(name: str):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
-
-
 @pytest.fixture(scope="module")
 def db():
-    return _host("site-db")
+    return inventory_host("site-db")
 
 
 @pytest.fixture(scope="module")

@@ -5,22 +5,20 @@ daily report prints one row per host."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 import urllib.parse
 
 import pytest
-import testinfra
 
-from conftest import wait_until
+from conftest import inventory_host, wait_until
 
 testinfra_hosts = ["site-mon"]
 
 
 @pytest.fixture(scope="module")
 def db():
-    return testinfra.get_host("ansible://site-db", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+    return inventory_host("site-db")
 
 
 def listen(host, default_file: str) -> str:
