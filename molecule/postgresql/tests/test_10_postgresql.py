@@ -415,7 +415,8 @@ def test_reload_for_reloadable_settings_restart_only_when_pending(ansible_playbo
     2. restarts forbidden, two restart-only settings pending: shared_buffers changed in the files,
        and max_files_per_process, set with ALTER SYSTEM, started with, then reset (what a restore
        leaves: pg_file_settings shows it with no name, as 'cannot be changed without restarting').
-       Both are named as waiting for a restart, the reloadable one is not, and nothing restarts.
+       With them, the reloadable setting changed again: it is reloaded and not named as waiting,
+       the two others are named as waiting for a restart, and nothing restarts.
        (That second case used to fail every run as a refused configuration, 'None'.)
     3. restarts allowed, the inventory's values: exactly one restart, after which both settings
        have the inventory's values."""
@@ -445,8 +446,10 @@ def test_reload_for_reloadable_settings_restart_only_when_pending(ansible_playbo
         assert row == '(none) | parameter "max_files_per_process" cannot be changed without restarting the server', row
         started = start_time(server)
 
-        run = run_playbook(dict(reloadable, postgresql_parameters={"shared_buffers": "192MB"},
-                                postgresql_restart_allowed=False))
+        run = run_playbook({"postgresql_log_min_duration_statement": 500,
+                            "postgresql_parameters": {"shared_buffers": "192MB"}, "postgresql_restart_allowed": False})
+        assert sql(server, "SHOW log_min_duration_statement") == "500ms"
+        assert RELOAD_HANDLER in run.stdout
         out = re.sub(r"\s+", " ", run.stdout)
         assert "refused its configuration" not in out
         waiting = re.search(r"NOT restarting \(postgresql_restart_allowed is false\) PostgreSQL for: ([^.]*)", out)
@@ -465,6 +468,8 @@ def test_reload_for_reloadable_settings_restart_only_when_pending(ansible_playbo
     assert sql(server, "SHOW max_files_per_process") == "1000"
     assert sql(server, "SHOW shared_buffers") == "256MB"
     assert sql(server, "SHOW log_min_duration_statement") == "1s"
+    # the files Patroni wrote at that restart hold what the server runs with
+    assert sql(server, "SELECT string_agg(name, ', ') FROM pg_settings WHERE pending_restart") == ""
 
 
 def test_check_mode_on_the_converged_host_changes_nothing(ansible_playbook):
