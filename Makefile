@@ -43,6 +43,7 @@ lint: venv  ## yamllint + ansible-lint (profile production, no skip list) + ansi
 	@# ansible-test sanity runs beside ansible-lint: each keeps about one core busy. Its output
 	@# is printed after ansible-lint's; the target fails when either fails.
 	@log=$$(mktemp); scripts/sanity.sh $(BIN)/python >"$$log" 2>&1 & sanity=$$!; \
+	  trap 'kill $$sanity 2>/dev/null; rm -f "$$log"' EXIT INT TERM; \
 	  echo "$(BIN)/ansible-lint --profile production  (scripts/sanity.sh $(BIN)/python beside it)"; \
 	  $(BIN)/ansible-lint --profile production; lint_rc=$$?; \
 	  wait $$sanity; sanity_rc=$$?; cat "$$log"; rm -f "$$log"; \
