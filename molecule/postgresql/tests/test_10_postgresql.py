@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from cluster import POSTGRESQL
 from conftest import inventory_host, recap_changed, wait_until
 
 CA_ON_CLIENT = "/etc/ssl/certs/onprem-postgresql-ca.crt"
@@ -22,7 +23,6 @@ LOG_DIR = "/var/log/postgresql/15-main"  # the role's postgresql_log_directory f
 RELOAD_HANDLER = "RUNNING HANDLER [onprem.datastores.postgresql : Reload PostgreSQL (Patroni)]"
 RESTART_HANDLER = "RUNNING HANDLER [onprem.datastores.postgresql : Restart PostgreSQL (Patroni)]"
 PREFLIGHT = "../../playbooks/preflight.yml"  # relative to the scenario's directory
-PLAYBOOK = "../../playbooks/postgresql.yml"
 
 
 @pytest.fixture(scope="module")
@@ -425,7 +425,7 @@ def test_reload_for_reloadable_settings_restart_only_when_pending(ansible_playbo
     reloadable = {"postgresql_log_min_duration_statement": 750}
 
     def run_playbook(extra_vars=None):
-        run = ansible_playbook(PLAYBOOK, extra_vars, limit="pg1", tags=tags)
+        run = ansible_playbook(POSTGRESQL, extra_vars, limit="pg1", tags=tags)
         assert run.returncode == 0, run.stdout[-3000:]
         return run
 
