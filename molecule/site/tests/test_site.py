@@ -79,7 +79,7 @@ def test_summary_tells_how_to_connect_without_printing_a_secret(ansible_playbook
     assert "Prometheus: http://site-mon:9090" in run.stdout
     # (the YAML callback folds long lines)
     assert "Backups (pgBackRest, stanza main): repository /var/lib/pgbackrest on site-db" in " ".join(run.stdout.split())
-    assert "/pki/ca.crt" in run.stdout and "vault_generated.yml" in run.stdout
+    assert "/pki/ca-bundle.crt" in run.stdout and "vault_generated.yml" in run.stdout
     for name, value in generated_secrets.items():
         assert value not in run.stdout + run.stderr, name
 
