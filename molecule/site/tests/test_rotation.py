@@ -7,7 +7,9 @@ rotation of the CA:
            work; every certificate and key is new and issued by the new CA, and the servers present
            them; a client certificate of the previous CA is still accepted (the overlap); the
            exporters and the WAL archive go on with the new secrets; nothing is printed;
-  finish   the hosts trust the new CA only: the previous CA's client certificate is refused.
+  finish   the hosts trust the new CA only: the previous CA's client certificate is refused; a key
+           mode and a certificate changed on the host before the run are put right (the
+           controller's records of the certificates no longer match them).
 
 The drill updates the session's `generated_secrets` in place, so that the tests after it (this
 file sorts before test_site.py) use the new passwords, as an application would after its deploy."""
@@ -141,6 +143,9 @@ def drill(host, ansible_playbook, generated_secrets):
     # The tests after this file use the new passwords.
     generated_secrets.update(after["secrets"])
 
+    # Files the controller's records no longer match: the finish run must take the long way for them.
+    host.check_output("chmod 0644 /etc/redis/tls/redis.key && "
+                      "cp /etc/prometheus/tls/exporters.crt /etc/prometheus/tls/exporters-web.crt")
     runs["finish"] = rotate(ansible_playbook, rotate_ca="finish")
     refused_at = int(time.time())
     finish = {"trusted": {"site-db": trusted(host), "site-mon": trusted(mon)},
@@ -247,6 +252,18 @@ def scraped_after(mon, metric: str, after: float):
         "python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' %s",
         "http://10.213.60.11:9090/api/v1/query?query=" + urllib.parse.quote(query))
     return json.loads(out)["data"]["result"]
+
+
+def test_a_certificate_changed_on_the_host_is_put_right_by_the_next_run(host, drill):
+    """Before finish, the drill gave redis.key mode 0644 and put the exporters' client certificate in
+    place of their server certificate: the records on the controller no longer match, and finish
+    restores the mode and issues the server certificate for its own key again."""
+    assert drill["runs"]["finish"].returncode == 0
+    assert host.file("/etc/redis/tls/redis.key").mode == 0o600
+    web = "/etc/prometheus/tls/exporters-web"
+    assert host.check_output("openssl x509 -in %s.crt -noout -pubkey", web) == \
+        host.check_output("openssl pkey -in %s.key -pubout", web)
+    assert "TLS Web Server Authentication" in host.check_output("openssl x509 -in %s.crt -noout -ext extendedKeyUsage", web)
 
 
 def test_the_exporters_and_the_wal_archive_go_on_with_the_new_secrets(host, drill):
